@@ -1,0 +1,240 @@
+"""Pydantic models of every message on the wire. JSON only, never pickle."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from protocol.errors import BotrunnerError, ErrorCode
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+# How long a command may wait in the queue before the runner discards it unread.
+DEFAULT_DEADLINE_S = 30.0
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", use_enum_values=False)
+
+
+class Op(StrEnum):
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    UPDATE = "update"
+    DELETE = "delete"
+    STATUS = "status"
+    LOGS = "logs"
+    LIST = "list"
+    SET_ENV = "set_env"
+    SET_QUOTA = "set_quota"
+    SYSTEM = "system"
+
+
+class SourceKind(StrEnum):
+    FILE = "file"  # a single .py (may carry PEP 723 metadata)
+    ZIP = "zip"  # a bot package, treated like a repository
+    GIT = "git"  # a git repository URL
+
+
+class SourceSpec(_Model):
+    """What to deploy. FILE and ZIP payloads travel in keys.upload(request_id), not in the stream."""
+
+    kind: SourceKind
+    filename: str | None = None
+    git_url: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    entrypoint: str | None = None
+
+
+class Command(_Model):
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    op: Op
+    owner: int  # whose bot(s): the quota and the namespace
+    actor: int | None = None  # who asked; differs from owner when an admin acts on another's bot
+    admin: bool = False
+    name: str | None = None
+    deadline: float = Field(default_factory=lambda: time.time() + DEFAULT_DEADLINE_S)
+    source: SourceSpec | None = None
+    # start/update: None keeps the current env; set_env: values to set.
+    env: dict[str, str] | None = None
+    unset: list[str] = Field(default_factory=list)
+    tail: int = 30
+    since: float | None = None  # epoch seconds
+    all_owners: bool = False
+    target_owner: int | None = None  # set_quota
+    quota: int | None = None  # set_quota; None clears the override
+    pull: bool = False  # update of a git bot: pull the branch head
+
+
+class BotState(StrEnum):
+    RUNNING = "running"
+    STARTING = "starting"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+    CRASHED = "crashed"
+    MISSING = "missing"
+
+
+class Desired(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class SourceInfo(_Model):
+    kind: SourceKind
+    filename: str | None = None
+    sha256: str | None = None
+    git_url: str | None = None  # credentials stripped
+    branch: str | None = None
+    commit: str | None = None
+    commit_subject: str | None = None
+    entrypoint: str | None = None
+    dependencies: list[str] = Field(default_factory=list)
+
+
+class Limits(_Model):
+    memory_bytes: int
+    cpu: float
+    pids: int
+
+
+class BotStatus(_Model):
+    owner: int
+    name: str
+    state: BotState
+    desired: Desired
+    uptime_seconds: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    restart_count: int = 0
+    memory_bytes: int | None = None
+    cpu_percent: float | None = None
+    limits: Limits
+    source: SourceInfo
+    env_masked: dict[str, str] = Field(default_factory=dict)
+    # sha256 hex of each env value, so the control bot can warn when one token serves two bots
+    # without ever seeing the values.
+    env_sha256: dict[str, str] = Field(default_factory=dict)
+    container_id: str | None = None
+    image: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class QuotaInfo(_Model):
+    used: int
+    limit: int
+
+
+class SystemInfo(_Model):
+    runner_id: str
+    heartbeat_age_seconds: float | None = None
+    docker_version: str | None = None
+    bots_running: int = 0
+    bots_total: int = 0
+
+
+class ErrorInfo(_Model):
+    code: ErrorCode
+    message: str
+    field: str | None = None
+    detail: str | None = None  # e.g. the tail of a build log
+
+    @classmethod
+    def from_exc(cls, exc: BotrunnerError) -> ErrorInfo:
+        return cls(code=exc.code, message=exc.message, field=exc.field, detail=exc.detail)
+
+    def to_exc(self) -> BotrunnerError:
+        return BotrunnerError(self.message, code=self.code, field=self.field, detail=self.detail)
+
+
+class Stage(StrEnum):
+    QUEUED = "queued"
+    CLONING = "cloning"
+    INSTALLING = "installing"
+    BUILDING = "building"
+    STOPPING = "stopping"
+    STARTING = "starting"
+    RUNNING = "running"
+
+
+class Progress(_Model):
+    type: Literal["progress"] = "progress"
+    request_id: str
+    stage: Stage
+    message: str = ""
+
+
+class Result(_Model):
+    type: Literal["result"] = "result"
+    request_id: str
+    ok: bool = True
+    error: ErrorInfo | None = None
+    bot: BotStatus | None = None
+    bots: list[BotStatus] | None = None
+    logs: str | None = None
+    quota: QuotaInfo | None = None
+    system: SystemInfo | None = None
+    notice: str | None = None  # e.g. "entry point: main.py"
+
+    def raise_for_error(self) -> Result:
+        if not self.ok and self.error is not None:
+            raise self.error.to_exc()
+        return self
+
+
+Reply = Annotated[Progress | Result, Field(discriminator="type")]
+REPLY_ADAPTER: TypeAdapter[Progress | Result] = TypeAdapter(Reply)
+
+
+class EventType(StrEnum):
+    STARTED = "started"
+    CRASHED = "crashed"
+    RESTARTED = "restarted"
+    STOPPED = "stopped"
+    DELETED = "deleted"
+    RECOVERED = "recovered"  # brought back by reconciliation
+    MISSING = "missing"  # the container vanished and could not be brought back
+
+
+class Event(_Model):
+    type: EventType
+    owner: int
+    name: str
+    ts: float = Field(default_factory=time.time)
+    exit_code: int | None = None
+    oom_killed: bool = False
+    restart_count: int = 0
+    memory_limit_bytes: int | None = None
+    # For CRASHED: alert is true only for the first crash of a streak, so a loop is reported once;
+    # crash_loop is true when the restart cap was reached and the bot stays down.
+    alert: bool = False
+    crash_loop: bool = False
+    log_tail: str | None = None
+
+
+class RunnerHealth(_Model):
+    runner_id: str
+    ts: float
+    docker_ok: bool
+    docker_version: str | None = None
+    bots_running: int = 0
+    bots_total: int = 0
+
+
+def validate_name(name: str | None) -> str:
+    from protocol.errors import InvalidName
+
+    if name is None or not NAME_RE.fullmatch(name):
+        raise InvalidName(name or "")
+    return name

@@ -1,0 +1,177 @@
+"""The runner daemon: wires the queue, Docker, the heartbeat and the background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+
+from protocol import keys
+from protocol.errors import BotrunnerError, DockerUnavailable
+from protocol.models import Desired, RunnerHealth
+from runner.backend.docker import DockerBackend
+from runner.builds.runtime import ensure_runtime_image
+from runner.events import EventBus, EventWatcher
+from runner.operations import Operations, RuntimeImage
+from runner.reconcile import reconcile
+from runner.settings import Settings
+from runner.state import StateStore
+from runner.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 20.0
+
+
+class Runner:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+        self.backend = DockerBackend(
+            instance=settings.runner_instance,
+            network_mode=settings.runner_network_mode,
+            restart_max=settings.runner_restart_max,
+        )
+        self.store = StateStore(self.redis, settings.max_bots_per_user)
+        self.bus = EventBus(self.redis)
+        self.watcher = EventWatcher(
+            self.backend,
+            self.store,
+            self.bus,
+            restart_max=settings.runner_restart_max,
+            memory_limit=settings.memory_limit_bytes,
+        )
+        self.runtime = RuntimeImage()
+        self.ops = Operations(
+            settings, self.redis, self.store, self.backend, self.bus, self.watcher, self.runtime
+        )
+        self.worker = Worker(settings, self.redis, self.ops)
+        self.stopping = asyncio.Event()
+        self.docker_version: str | None = None
+        self._bg: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        background = [
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(self._runtime_image(), name="runtime-image"),
+            asyncio.create_task(self.watcher.run(self.stopping), name="docker-events"),
+            asyncio.create_task(
+                self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
+            ),
+            asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
+        ]
+        consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
+        log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
+        try:
+            await self.stopping.wait()
+            log.info("SIGTERM: no new commands; finishing the ones in flight")
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+            await self.worker.drain(DRAIN_TIMEOUT_S)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self.redis.delete(keys.HEARTBEAT)
+            await self.redis.aclose()
+            log.info("runner stopped")
+
+    async def _heartbeat(self) -> None:
+        was_ok = True
+        while True:
+            try:
+                try:
+                    self.docker_version = await self.backend.version()
+                    docker_ok = True
+                except DockerUnavailable:
+                    docker_ok = False
+                if docker_ok and not was_ok:
+                    log.info("docker is back; reconciling")
+                    self._bg.add(asyncio.create_task(self._reconcile(full=True)))
+                was_ok = docker_ok
+                health = RunnerHealth(
+                    runner_id=self.settings.runner_id,
+                    ts=time.time(),
+                    docker_ok=docker_ok,
+                    docker_version=self.docker_version,
+                )
+                await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
+            except OSError as e:
+                log.warning("heartbeat failed: %s", e)
+            except Exception as e:  # redis.ConnectionError and friends; keep beating
+                log.warning("heartbeat failed: %s", e)
+            await asyncio.sleep(keys.HEARTBEAT_INTERVAL)
+
+    async def _runtime_image(self) -> None:
+        s = self.settings
+        delay = 5.0
+        while True:
+            try:
+                await self.backend.prepare()
+                tag = await asyncio.to_thread(
+                    ensure_runtime_image,
+                    self.backend.client,
+                    base=s.runner_base_image,
+                    packages=s.runner_runtime_packages,
+                    ca_bundle=s.runner_ca_bundle,
+                    network=s.runner_build_network,
+                    timeout=s.runner_build_timeout,
+                    memory_bytes=s.build_memory_bytes,
+                )
+                log.info("runtime image %s ready", tag)
+                self.runtime.set(tag)
+                await self._reconcile(full=True)
+                return
+            except BotrunnerError as e:
+                log.error("runtime image not ready: %s; retrying in %.0f s", e, delay)
+                self.runtime.fail(e)
+            except Exception as e:
+                log.exception("runtime image build crashed; retrying in %.0f s", delay)
+                self.runtime.fail(DockerUnavailable(f"the runtime image is not ready: {e}"))
+            await asyncio.sleep(delay)
+            self.runtime.reset()
+            delay = min(delay * 2, 120.0)
+
+    async def _reconcile(self, full: bool = False) -> None:
+        try:
+            fixed = await reconcile(self.ops, self.worker.locks, full=full)  # type: ignore[arg-type]
+            if fixed:
+                log.info("reconciliation fixed %d bot(s)", fixed)
+        except (BotrunnerError, OSError) as e:
+            log.warning("reconciliation skipped: %s", e)
+        except Exception:
+            log.exception("reconciliation failed")
+
+    async def _sample(self) -> None:
+        """Resource use, sampled off the request path: docker stats takes 1-2 s per call."""
+        try:
+            records = await self.store.all_records()
+        except Exception as e:
+            log.warning("stats skipped: %s", e)
+            return
+
+        async def one(owner: int, name: str) -> None:
+            try:
+                usage = await self.backend.stats(owner, name)
+            except DockerUnavailable:
+                return
+            if usage is not None:
+                await self.redis.set(
+                    keys.stats(owner, name), f"{usage.memory_bytes} {usage.cpu_percent}", ex=keys.STATS_TTL
+                )
+
+        await asyncio.gather(
+            *(one(r.owner, r.name) for r in records if r.desired is Desired.RUNNING), return_exceptions=True
+        )
+
+    async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await fn()

@@ -1,0 +1,1 @@
+"""Image builds: the shared runtime image, dependency images, and git-mode builds."""

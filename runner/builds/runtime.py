@@ -1,0 +1,42 @@
+"""The runtime image that simple-mode bots run on: the base plus common bot libraries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+
+from runner.builds.images import RUNTIME_REPO, BuildContext, base_image_id, build, ca_lines
+
+# A venv, so the same Dockerfile works on the official python image and on Debian's python
+# (which refuses system-wide pip installs, PEP 668). /app and /data belong to the bot's user so
+# the volumes mounted there start writable for it.
+_DOCKERFILE = """\
+FROM {base}
+{ca}ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade {packages}
+ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 DATA_DIR=/data
+RUN mkdir -p /app /data && chown 65534:65534 /app /data
+WORKDIR /app
+"""
+
+
+def runtime_context(base: str, packages: list[str], ca_bundle: Path | None) -> BuildContext:
+    ca, files = ca_lines(ca_bundle)
+    quoted = " ".join(f"'{p}'" for p in packages)
+    return BuildContext(_DOCKERFILE.format(base=base, ca=ca, packages=quoted), files)
+
+
+def ensure_runtime_image(
+    client: docker.DockerClient,
+    *,
+    base: str,
+    packages: list[str],
+    ca_bundle: Path | None,
+    network: str | None,
+    timeout: float,
+    memory_bytes: int,
+) -> str:
+    ctx = runtime_context(base, packages, ca_bundle)
+    tag = f"{RUNTIME_REPO}:{ctx.digest(base_image_id(client, base))}"
+    return build(client, ctx, tag, network=network, timeout=timeout, memory_bytes=memory_bytes)

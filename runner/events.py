@@ -1,0 +1,147 @@
+"""Asynchronous events: publish them on the events stream, and derive them from Docker's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+
+from protocol import keys
+from protocol.errors import DockerUnavailable
+from protocol.models import Desired, Event, EventType
+from runner.backend import Backend, DockerEvent
+from runner.state import StateStore
+
+log = logging.getLogger(__name__)
+
+# A bot that ran this long before dying starts a new crash streak (and so a new alert).
+STABLE_RUN_S = 60.0
+
+
+class EventBus:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def publish(self, event: Event) -> None:
+        await self.redis.xadd(
+            keys.EVENTS_STREAM,
+            {"data": event.model_dump_json()},
+            maxlen=keys.EVENTS_MAXLEN,
+            approximate=True,
+        )
+        log.info("event %s owner=%s bot=%s exit=%s", event.type, event.owner, event.name, event.exit_code)
+
+
+class EventWatcher:
+    """Turns Docker's start/die/oom events into botrunner events, reporting a crash loop once.
+
+    Operations that stop a container on purpose (stop, restart, update, delete) announce it with
+    `expect_stop`, so its death is not mistaken for a crash.
+    """
+
+    def __init__(
+        self, backend: Backend, store: StateStore, bus: EventBus, *, restart_max: int, memory_limit: int
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.bus = bus
+        self.restart_max = restart_max
+        self.memory_limit = memory_limit
+        self._expected: dict[str, float] = {}  # container id -> until when a death is expected
+        self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
+        self._streak: dict[tuple[int, str], int] = {}
+
+    def expect_stop(self, container_id: str | None, for_s: float = 120.0) -> None:
+        if container_id:
+            self._expected[container_id] = time.monotonic() + for_s
+
+    def reset_streak(self, owner: int, name: str) -> None:
+        self._streak.pop((owner, name), None)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        delay = 0.5
+        while not stopping.is_set():
+            try:
+                async for ev in self.backend.events():
+                    delay = 0.5
+                    try:
+                        await self.handle(ev)
+                    except DockerUnavailable:
+                        raise
+                    except Exception:
+                        log.exception("handling docker event %s failed", ev)
+            except DockerUnavailable as e:
+                log.warning("docker events unavailable (%s); retrying in %.1f s", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _was_expected(self, container_id: str) -> bool:
+        now = time.monotonic()
+        for cid, until in list(self._expected.items()):
+            if until < now:
+                del self._expected[cid]
+        return any(container_id.startswith(cid) or cid.startswith(container_id) for cid in self._expected)
+
+    async def handle(self, ev: DockerEvent) -> None:
+        if ev.action == "oom":
+            self._oom[ev.container_id] = time.monotonic()
+        elif ev.action == "die":
+            await self._died(ev)
+        elif ev.action == "start":
+            self._expected.pop(ev.container_id, None)
+            info = await self.backend.inspect(ev.owner, ev.name)
+            if info is None or info.id != ev.container_id:
+                return
+            if info.restart_count > 0:
+                await self.bus.publish(
+                    Event(
+                        type=EventType.RESTARTED,
+                        owner=ev.owner,
+                        name=ev.name,
+                        restart_count=info.restart_count,
+                    )
+                )
+            else:
+                await self.bus.publish(Event(type=EventType.STARTED, owner=ev.owner, name=ev.name))
+
+    async def _died(self, ev: DockerEvent) -> None:
+        rec = await self.store.get(ev.owner, ev.name)
+        if rec is None:
+            return  # deleted
+        info = await self.backend.inspect(ev.owner, ev.name)
+        if info is None or info.id != ev.container_id:
+            return  # replaced by an update or removed: the old one's death is no news
+        exit_code = ev.exit_code if ev.exit_code is not None else info.exit_code
+        oom = info.oom_killed or self._oom.pop(ev.container_id, None) is not None
+        if (
+            self._was_expected(ev.container_id)
+            or rec.desired is Desired.STOPPED
+            or (exit_code == 0 and not oom)
+        ):
+            if rec.desired is Desired.STOPPED or exit_code == 0:
+                await self.bus.publish(
+                    Event(type=EventType.STOPPED, owner=ev.owner, name=ev.name, exit_code=exit_code)
+                )
+            return
+        now = time.time()
+        ran = (info.finished_at or now) - (info.started_at or now)
+        streak = 1 if ran >= STABLE_RUN_S else self._streak.get(rec.key, 0) + 1
+        self._streak[rec.key] = streak
+        gave_up = not info.running and not info.restarting and info.restart_count >= self.restart_max
+        tail = await self.backend.logs(ev.owner, ev.name, 25, None)
+        await self.bus.publish(
+            Event(
+                type=EventType.CRASHED,
+                owner=ev.owner,
+                name=ev.name,
+                exit_code=exit_code,
+                oom_killed=oom,
+                restart_count=info.restart_count,
+                memory_limit_bytes=self.memory_limit,
+                alert=streak == 1,
+                crash_loop=gave_up and streak > 1,
+                log_tail=tail[-3000:],
+            )
+        )

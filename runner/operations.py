@@ -1,0 +1,356 @@
+"""What each command does. Every operation is idempotent: a redelivered command changes nothing twice."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+
+from protocol import keys
+from protocol.errors import BotrunnerError, ErrorCode, InvalidEnv, InvalidSource, NotFound
+from protocol.models import (
+    ENV_KEY_RE,
+    BotStatus,
+    Command,
+    Desired,
+    Event,
+    EventType,
+    Limits,
+    Op,
+    QuotaInfo,
+    Result,
+    SourceKind,
+    Stage,
+    SystemInfo,
+    validate_name,
+)
+from runner.backend import Backend, ContainerSpec, ResourceUsage
+from runner.events import EventBus, EventWatcher
+from runner.settings import Settings
+from runner.sources import Prepared, ProgressFn, pack_files, prepare_file, unpack_files
+from runner.state import BotRecord, StateStore
+
+log = logging.getLogger(__name__)
+
+MAX_ENV_VALUE = 32 * 1024
+MAX_ENV_KEYS = 100
+
+
+def validate_env(env: dict[str, str]) -> dict[str, str]:
+    if len(env) > MAX_ENV_KEYS:
+        raise InvalidEnv(f"at most {MAX_ENV_KEYS} variables per bot", field="env")
+    for key, value in env.items():
+        if not ENV_KEY_RE.fullmatch(key):
+            raise InvalidEnv(
+                f"invalid variable name {key!r}: use letters, digits and _, not starting with a digit",
+                field="env",
+            )
+        if "\0" in value or len(value) > MAX_ENV_VALUE:
+            raise InvalidEnv(f"the value of {key} is not allowed (NUL byte or over 32 KB)", field="env")
+    return env
+
+
+class Operations:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        store: StateStore,
+        backend: Backend,
+        bus: EventBus,
+        watcher: EventWatcher,
+        runtime_image: RuntimeImage,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.store = store
+        self.backend = backend
+        self.bus = bus
+        self.watcher = watcher
+        self.runtime_image = runtime_image
+        self.limits = Limits(
+            memory_bytes=settings.memory_limit_bytes, cpu=settings.bot_cpu_limit, pids=settings.bot_pids_limit
+        )
+
+    async def handle(self, cmd: Command, progress: ProgressFn) -> Result:
+        handler = {
+            Op.START: self.start,
+            Op.STOP: self.stop,
+            Op.RESTART: self.restart,
+            Op.UPDATE: self.update,
+            Op.DELETE: self.delete,
+            Op.STATUS: self.status,
+            Op.LOGS: self.logs,
+            Op.LIST: self.list,
+            Op.SET_ENV: self.set_env,
+            Op.SET_QUOTA: self.set_quota,
+            Op.SYSTEM: self.system,
+        }[cmd.op]
+        return await handler(cmd, progress)
+
+    # -- helpers ----------------------------------------------------------------------------
+    async def _record(self, cmd: Command) -> BotRecord:
+        name = validate_name(cmd.name)
+        rec = await self.store.get(cmd.owner, name)
+        if rec is None:
+            raise NotFound(name)
+        return rec
+
+    async def _usage(self, owner: int, name: str) -> ResourceUsage | None:
+        raw = await self.redis.get(keys.stats(owner, name))
+        if raw is None:
+            return None
+        mem, _, cpu = (raw.decode() if isinstance(raw, bytes) else raw).partition(" ")
+        return ResourceUsage(memory_bytes=int(mem), cpu_percent=float(cpu))
+
+    async def bot_status(self, rec: BotRecord) -> BotStatus:
+        from runner.status import build_status
+
+        info = await self.backend.inspect(rec.owner, rec.name)
+        return build_status(rec, info, await self._usage(rec.owner, rec.name), self.limits)
+
+    def _spec(self, rec: BotRecord, files: dict[str, bytes]) -> ContainerSpec:
+        return ContainerSpec(
+            owner=rec.owner,
+            name=rec.name,
+            image=rec.image,
+            command=["python", rec.entrypoint],
+            env=rec.env,
+            files=files,
+            request_id=rec.request_id,
+            memory_bytes=self.limits.memory_bytes,
+            cpu=self.limits.cpu,
+            pids=self.limits.pids,
+        )
+
+    async def deploy(self, rec: BotRecord, files: dict[str, bytes] | None = None) -> None:
+        """Make the bot's container match its record: create it when needed, start it if desired."""
+        if files is None:
+            blob = await self.store.source(rec.owner, rec.name)
+            if blob is None:
+                raise InvalidSource("the bot's code is lost; update it with a new file")
+            files = unpack_files(blob)
+        info = await self.backend.deploy(self._spec(rec, files), start=rec.desired is Desired.RUNNING)
+        if rec.container_id != info.id:
+            rec.container_id = info.id
+            await self.store.save(rec)
+
+    async def _ensure_running(self, rec: BotRecord) -> None:
+        info = await self.backend.inspect(rec.owner, rec.name)
+        if info is None or info.request_id != rec.request_id:
+            await self.deploy(rec)
+        elif not info.running and not info.restarting:
+            await self.backend.start(rec.owner, rec.name)
+
+    async def _stop_current(self, rec: BotRecord) -> None:
+        info = await self.backend.inspect(rec.owner, rec.name)
+        if info is not None:
+            self.watcher.expect_stop(info.id)
+            if info.running or info.restarting:
+                await self.backend.stop(rec.owner, rec.name, self.settings.runner_stop_timeout)
+
+    async def _payload(self, cmd: Command) -> bytes:
+        data = await self.redis.get(keys.upload(cmd.request_id))
+        if not isinstance(data, bytes):
+            raise InvalidSource(
+                "the upload expired before the runner read it; send the file again", field="file"
+            )
+        return data
+
+    async def prepare(self, cmd: Command, progress: ProgressFn, previous: BotRecord | None) -> Prepared:
+        """Validate and, where needed, build what the command deploys."""
+        assert cmd.source is not None
+        if cmd.source.kind is SourceKind.FILE:
+            data = await self._payload(cmd)
+            return prepare_file(
+                cmd.source, data, await self.runtime_image.get(), self.settings.runner_max_source_bytes
+            )
+        raise InvalidSource(
+            f"{cmd.source.kind.value} sources are not supported by this runner", field="source"
+        )
+
+    # -- operations -------------------------------------------------------------------------
+    async def start(self, cmd: Command, progress: ProgressFn) -> Result:
+        name = validate_name(cmd.name)
+        rec = await self.store.get(cmd.owner, name)
+        if cmd.source is None:
+            if rec is None:
+                raise NotFound(name)
+            rec.desired = Desired.RUNNING
+            await self.store.save(rec)
+            self.watcher.reset_streak(rec.owner, rec.name)
+            await progress(Stage.STARTING, "")
+            await self._ensure_running(rec)
+            return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        if rec is not None and rec.request_id == cmd.request_id:
+            await self._ensure_running(rec)  # redelivered after the record was written
+            return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        env = validate_env(cmd.env or {})
+        await self.store.reserve(cmd.owner, name, cmd.request_id)
+        try:
+            prepared = await self.prepare(cmd, progress, None)
+            rec = BotRecord(
+                owner=cmd.owner,
+                name=name,
+                source=prepared.info,
+                env=env,
+                image=prepared.image,
+                entrypoint=prepared.entrypoint,
+                request_id=cmd.request_id,
+            )
+            await self.store.save(rec, source=pack_files(prepared.files))
+            await progress(Stage.STARTING, "")
+            await self.deploy(rec, prepared.files)
+        except BaseException:
+            # A start that fails creates no bot and takes no slot.
+            try:
+                await self.backend.remove(cmd.owner, name, volumes=True)
+            finally:
+                await self.store.release(cmd.owner, name)
+            raise
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notice=prepared.notice)
+
+    async def stop(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        if rec.desired is not Desired.STOPPED:
+            rec.desired = Desired.STOPPED
+            await self.store.save(rec)
+        await progress(Stage.STOPPING, "")
+        await self._stop_current(rec)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+
+    async def restart(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        rec.desired = Desired.RUNNING
+        await self.store.save(rec)
+        self.watcher.reset_streak(rec.owner, rec.name)
+        info = await self.backend.inspect(rec.owner, rec.name)
+        if info is None or info.request_id != rec.request_id:
+            await self.deploy(rec)
+        else:
+            self.watcher.expect_stop(info.id)
+            await self.backend.restart(rec.owner, rec.name, self.settings.runner_stop_timeout)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+
+    async def update(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        if rec.request_id == cmd.request_id:  # redelivered: the new code is already recorded
+            await self.deploy(rec)
+            return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        if cmd.source is None:
+            raise InvalidSource("an update needs new code: a .py file", field="file")
+        env = dict(rec.env)
+        if cmd.env is not None:
+            env.update(validate_env(cmd.env))
+        prepared = await self.prepare(cmd, progress, rec)
+        await progress(Stage.STOPPING, "")
+        await self._stop_current(rec)
+        rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
+        rec.env, rec.request_id, rec.desired = env, cmd.request_id, Desired.RUNNING
+        await self.store.save(rec, source=pack_files(prepared.files))
+        self.watcher.reset_streak(rec.owner, rec.name)
+        await progress(Stage.STARTING, "")
+        await self.deploy(rec, prepared.files)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notice=prepared.notice)
+
+    async def set_env(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        if rec.request_id != cmd.request_id:
+            env = dict(rec.env)
+            env.update(validate_env(cmd.env or {}))
+            for key in cmd.unset:
+                env.pop(key, None)
+            validate_env(env)
+            await self._stop_current(rec)
+            rec.env, rec.request_id = env, cmd.request_id
+            await self.store.save(rec)
+        await progress(Stage.STARTING, "")
+        await self.deploy(rec)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+
+    async def delete(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        await self._stop_current(rec)
+        await self.backend.remove(rec.owner, rec.name, volumes=True)
+        await self.store.release(rec.owner, rec.name)
+        await self.bus.publish(Event(type=EventType.DELETED, owner=rec.owner, name=rec.name))
+        used, limit = await self.store.quota(cmd.owner)
+        return Result(request_id=cmd.request_id, quota=QuotaInfo(used=used, limit=limit))
+
+    async def status(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+
+    async def logs(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        tail = max(1, min(cmd.tail, 100_000)) if cmd.tail else None
+        text = await self.backend.logs(rec.owner, rec.name, tail, cmd.since)
+        return Result(request_id=cmd.request_id, logs=text)
+
+    async def list(self, cmd: Command, progress: ProgressFn) -> Result:
+        owners = await self.store.owners() if cmd.all_owners and cmd.admin else [cmd.owner]
+        bots: list[BotStatus] = []
+        for owner in owners:
+            for name in await self.store.names(owner):
+                rec = await self.store.get(owner, name)
+                if rec is not None:
+                    bots.append(await self.bot_status(rec))
+        used, limit = await self.store.quota(cmd.owner)
+        return Result(request_id=cmd.request_id, bots=bots, quota=QuotaInfo(used=used, limit=limit))
+
+    async def set_quota(self, cmd: Command, progress: ProgressFn) -> Result:
+        if not cmd.admin:
+            raise BotrunnerError("only admins may change quotas", code=ErrorCode.FORBIDDEN)
+        target = cmd.target_owner if cmd.target_owner is not None else cmd.owner
+        if cmd.quota is not None and cmd.quota < 0:
+            raise BotrunnerError(
+                "a quota is a number of bots, 0 or more", code=ErrorCode.INVALID_INPUT, field="quota"
+            )
+        await self.store.set_quota(target, cmd.quota)
+        used, limit = await self.store.quota(target)
+        return Result(request_id=cmd.request_id, quota=QuotaInfo(used=used, limit=limit))
+
+    async def system(self, cmd: Command, progress: ProgressFn) -> Result:
+        version = await self.backend.version()
+        records = await self.store.all_records()
+        running = 0
+        for rec in records:
+            info = await self.backend.inspect(rec.owner, rec.name)
+            running += bool(info and info.running)
+        return Result(
+            request_id=cmd.request_id,
+            system=SystemInfo(
+                runner_id=self.settings.runner_id,
+                docker_version=version,
+                bots_running=running,
+                bots_total=len(records),
+            ),
+        )
+
+
+class RuntimeImage:
+    """The shared runtime image, built once in the background; operations await it."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def set(self, tag: str) -> None:
+        if not self._ready.done():
+            self._ready.set_result(tag)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self._ready.done():
+            self._ready.set_exception(exc)
+
+    def reset(self) -> None:
+        import asyncio
+
+        if self._ready.done():
+            self._ready = asyncio.get_running_loop().create_future()
+
+    async def get(self) -> str:
+        import asyncio
+
+        return await asyncio.shield(self._ready)
