@@ -175,6 +175,7 @@ class Worker:
             await pipe.execute()
 
     async def _finish(self, entry_id: str, result: Result, op: Op | None = None) -> None:
+        """Remember the result (for redelivery), reply and ack, in one transaction."""
         payload = result.model_dump_json()
         async with self.redis.pipeline(transaction=True) as pipe:
             if op not in READ_ONLY:  # only effects need remembering for redelivery
@@ -182,12 +183,16 @@ class Worker:
             pipe.rpush(keys.reply(result.request_id), payload)
             pipe.expire(keys.reply(result.request_id), keys.REPLY_TTL)
             pipe.delete(keys.upload(result.request_id))
+            self._ack_into(pipe, entry_id)
             await pipe.execute()
-        await self._ack(entry_id)
 
     async def _ack(self, entry_id: str) -> None:
-        # Acked entries are deleted too: env values and code never linger in the stream.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(keys.COMMANDS_STREAM, keys.COMMANDS_GROUP, entry_id)
-            pipe.xdel(keys.COMMANDS_STREAM, entry_id)
+            self._ack_into(pipe, entry_id)
             await pipe.execute()
+
+    @staticmethod
+    def _ack_into(pipe: Any, entry_id: str) -> None:
+        # Acked entries are deleted too: env values never linger in the stream.
+        pipe.xack(keys.COMMANDS_STREAM, keys.COMMANDS_GROUP, entry_id)
+        pipe.xdel(keys.COMMANDS_STREAM, entry_id)
