@@ -1,0 +1,8 @@
+"""Root conftest: the shared fixtures live in tests/fixtures/, one module per concern."""
+
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.telegram",
+    "tests.fixtures.runner",
+    "tests.fixtures.controlbot",
+]
