@@ -14,11 +14,13 @@ from protocol import keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
 from runner.backend.docker import DockerBackend
+from runner.builds.cache import ImageCache
 from runner.builds.runtime import ensure_runtime_image
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations, RuntimeImage
 from runner.reconcile import reconcile
 from runner.settings import Settings
+from runner.sources import Sources
 from runner.state import StateStore
 from runner.worker import Worker
 
@@ -46,8 +48,16 @@ class Runner:
             memory_limit=settings.memory_limit_bytes,
         )
         self.runtime = RuntimeImage()
+        self.images = ImageCache(settings, self.redis, lambda: self.backend.client, self._images_in_use)
         self.ops = Operations(
-            settings, self.redis, self.store, self.backend, self.bus, self.watcher, self.runtime
+            settings,
+            self.redis,
+            self.store,
+            self.backend,
+            self.bus,
+            self.watcher,
+            self.runtime,
+            Sources(settings, self.images, self.runtime.get),
         )
         self.worker = Worker(settings, self.redis, self.ops)
         self.stopping = asyncio.Event()
@@ -139,9 +149,12 @@ class Runner:
             self.runtime.reset()
             delay = min(delay * 2, 120.0)
 
+    async def _images_in_use(self) -> set[str]:
+        return {rec.image for rec in await self.store.all_records()}
+
     async def _reconcile(self, full: bool = False) -> None:
         try:
-            fixed = await reconcile(self.ops, self.worker.locks, full=full)  # type: ignore[arg-type]
+            fixed = await reconcile(self.ops, self.worker.locks, full=full)
             if fixed:
                 log.info("reconciliation fixed %d bot(s)", fixed)
         except (BotrunnerError, OSError) as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from redis.asyncio import Redis
@@ -27,8 +28,9 @@ from protocol.models import (
 from runner.backend import Backend, ContainerSpec, ResourceUsage
 from runner.events import EventBus, EventWatcher
 from runner.settings import Settings
-from runner.sources import Prepared, ProgressFn, pack_files, prepare_file, unpack_files
+from runner.sources import Prepared, ProgressFn, Sources, pack_files, resolve_spec, unpack_files
 from runner.state import BotRecord, StateStore
+from runner.status import build_status
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Operations:
         bus: EventBus,
         watcher: EventWatcher,
         runtime_image: RuntimeImage,
+        sources: Sources,
     ) -> None:
         self.settings = settings
         self.redis = redis
@@ -68,6 +71,7 @@ class Operations:
         self.bus = bus
         self.watcher = watcher
         self.runtime_image = runtime_image
+        self.sources = sources
         self.limits = Limits(
             memory_bytes=settings.memory_limit_bytes, cpu=settings.bot_cpu_limit, pids=settings.bot_pids_limit
         )
@@ -104,8 +108,6 @@ class Operations:
         return ResourceUsage(memory_bytes=int(mem), cpu_percent=float(cpu))
 
     async def bot_status(self, rec: BotRecord) -> BotStatus:
-        from runner.status import build_status
-
         info = await self.backend.inspect(rec.owner, rec.name)
         return build_status(rec, info, await self._usage(rec.owner, rec.name), self.limits)
 
@@ -114,7 +116,9 @@ class Operations:
             owner=rec.owner,
             name=rec.name,
             image=rec.image,
-            command=["python", rec.entrypoint],
+            # A bot built from its own Dockerfile runs the image's CMD, its code in the image.
+            command=None if rec.own_image else ["python", rec.entrypoint],
+            app_volume=not rec.own_image,
             env=rec.env,
             files=files,
             request_id=rec.request_id,
@@ -159,15 +163,11 @@ class Operations:
 
     async def prepare(self, cmd: Command, progress: ProgressFn, previous: BotRecord | None) -> Prepared:
         """Validate and, where needed, build what the command deploys."""
-        assert cmd.source is not None
-        if cmd.source.kind is SourceKind.FILE:
-            data = await self._payload(cmd)
-            return prepare_file(
-                cmd.source, data, await self.runtime_image.get(), self.settings.runner_max_source_bytes
-            )
-        raise InvalidSource(
-            f"{cmd.source.kind.value} sources are not supported by this runner", field="source"
-        )
+        spec = resolve_spec(cmd.source, cmd.pull, previous)
+        payload = await self._payload(cmd) if spec.kind in (SourceKind.FILE, SourceKind.ZIP) else None
+        prefer = (previous.entrypoint,) if previous is not None and previous.entrypoint else ()
+        ctx = f"owner={cmd.owner} bot={cmd.name} request={cmd.request_id}"
+        return await self.sources.prepare(spec, payload, progress, prefer=prefer, ctx=ctx)
 
     # -- operations -------------------------------------------------------------------------
     async def start(self, cmd: Command, progress: ProgressFn) -> Result:
@@ -197,6 +197,8 @@ class Operations:
                 image=prepared.image,
                 entrypoint=prepared.entrypoint,
                 request_id=cmd.request_id,
+                git_url=prepared.git_url,
+                own_image=prepared.own_image,
             )
             await self.store.save(rec, source=pack_files(prepared.files))
             await progress(Stage.STARTING, "")
@@ -237,8 +239,6 @@ class Operations:
         if rec.request_id == cmd.request_id:  # redelivered: the new code is already recorded
             await self.deploy(rec)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
-        if cmd.source is None:
-            raise InvalidSource("an update needs new code: a .py file", field="file")
         env = dict(rec.env)
         if cmd.env is not None:
             env.update(validate_env(cmd.env))
@@ -246,6 +246,7 @@ class Operations:
         await progress(Stage.STOPPING, "")
         await self._stop_current(rec)
         rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
+        rec.git_url, rec.own_image = prepared.git_url, prepared.own_image
         rec.env, rec.request_id, rec.desired = env, cmd.request_id, Desired.RUNNING
         await self.store.save(rec, source=pack_files(prepared.files))
         self.watcher.reset_streak(rec.owner, rec.name)
@@ -332,8 +333,6 @@ class RuntimeImage:
     """The shared runtime image, built once in the background; operations await it."""
 
     def __init__(self) -> None:
-        import asyncio
-
         self._ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def set(self, tag: str) -> None:
@@ -345,12 +344,8 @@ class RuntimeImage:
             self._ready.set_exception(exc)
 
     def reset(self) -> None:
-        import asyncio
-
         if self._ready.done():
             self._ready = asyncio.get_running_loop().create_future()
 
     async def get(self) -> str:
-        import asyncio
-
         return await asyncio.shield(self._ready)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from protocol.errors import BotrunnerError
@@ -11,17 +12,13 @@ from runner.operations import Operations
 log = logging.getLogger(__name__)
 
 
-async def reconcile(ops: Operations, locks: dict[tuple[int, str], object], *, full: bool) -> int:
+async def reconcile(ops: Operations, locks: dict[tuple[int, str], asyncio.Lock], *, full: bool) -> int:
     """Adopt running containers, recreate lost ones and, when full (start-up, Docker back),
     start stopped ones that should run. Never stops or duplicates a running bot. Returns fixes."""
-    import asyncio
-
     containers = {(owner, name): info for owner, name, info in await ops.backend.managed()}
     fixed = 0
     for rec in await ops.store.all_records():
-        lock = locks.setdefault(rec.key, asyncio.Lock())
-        assert isinstance(lock, asyncio.Lock)
-        async with lock:
+        async with locks.setdefault(rec.key, asyncio.Lock()):
             current = await ops.store.get(rec.owner, rec.name)
             if current is None or current.desired is not Desired.RUNNING:
                 continue

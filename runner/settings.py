@@ -30,6 +30,13 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def _split_requirements(value: object) -> object:
+    """Comma-separated pip requirements; a comma inside a specifier (aiogram>=3,<4) does not split."""
+    if isinstance(value, str):
+        return [part.strip() for part in re.split(r",(?=\s*[A-Za-z])", value) if part.strip()]
+    return value
+
+
 class Settings(BaseSettings):
     """Runner settings. The control bot's keys in a shared `.env` are ignored."""
 
@@ -70,10 +77,15 @@ class Settings(BaseSettings):
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 
-    @field_validator("runner_runtime_packages", "git_allowed_schemes", mode="before")
+    @field_validator("git_allowed_schemes", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("runner_runtime_packages", mode="before")
+    @classmethod
+    def _requirements(cls, value: object) -> object:
+        return _split_requirements(value)
 
     @field_validator(
         "bot_memory_limit", "runner_build_memory_limit", "runner_image_cache_bytes", "git_max_repo_bytes"

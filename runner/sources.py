@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
+import logging
 import re
+import tarfile
+import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from protocol.errors import InvalidSource
+from protocol.errors import BotrunnerError, InvalidSource
 from protocol.models import SourceInfo, SourceKind, SourceSpec, Stage
+from runner.builds.cache import ImageCache
+from runner.builds.deps import normalize, tree_dependencies
+from runner.builds.gitclone import Checkout, clone
+from runner.builds.giturl import (
+    GitFailed,
+    GitRefused,
+    check_branch,
+    check_commit,
+    check_url,
+    display_url,
+    redact,
+)
+from runner.builds.pep723 import script_dependencies
+from runner.builds.progress import LOG_CTX, ProgressFn, ThreadProgress
+from runner.builds.repoimage import DOCKERFILE
+from runner.builds.tree import Tree, choose_entrypoint, read_tree, safe_relpath
+from runner.builds.zipsrc import read_zip
+from runner.settings import Settings
+from runner.state import BotRecord
 
-ProgressFn = Callable[[Stage, str], Awaitable[None]]
+__all__ = ["Prepared", "ProgressFn", "Sources", "pack_files", "prepare_file", "unpack_files"]
+
+log = logging.getLogger(__name__)
+
 RuntimeImageFn = Callable[[], Awaitable[str]]
 
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -22,9 +50,11 @@ class Prepared:
 
     image: str
     files: dict[str, bytes]
-    entrypoint: str
+    entrypoint: str  # "" with own_image: the image's own CMD runs
     info: SourceInfo
     notice: str | None = None
+    own_image: bool = False  # built from the bot's Dockerfile: the code is in the image, not /app
+    git_url: str | None = None  # the URL as given, credentials included: the record only, never shown
 
 
 def safe_py_filename(filename: str | None) -> str:
@@ -57,9 +87,6 @@ def prepare_file(spec: SourceSpec, data: bytes, runtime_image: str, max_bytes: i
 
 def pack_files(files: dict[str, bytes]) -> bytes:
     """The files of /app as one tar blob: what the runner keeps to recreate a lost container."""
-    import io
-    import tarfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for path, data in sorted(files.items()):
@@ -70,9 +97,6 @@ def pack_files(files: dict[str, bytes]) -> bytes:
 
 
 def unpack_files(blob: bytes) -> dict[str, bytes]:
-    import io
-    import tarfile
-
     out: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
         for member in tar.getmembers():
@@ -80,3 +104,153 @@ def unpack_files(blob: bytes) -> dict[str, bytes]:
             if f is not None:
                 out[member.name] = f.read()
     return out
+
+
+def resolve_spec(source: SourceSpec | None, pull: bool, previous: BotRecord | None) -> SourceSpec:
+    """What an update deploys: new code, or (pull) the recorded repository at a branch or commit."""
+    no_url = source is not None and source.kind is SourceKind.GIT and not source.git_url
+    wants_pull = pull or (no_url and previous is not None)
+    if not wants_pull:
+        if source is None:
+            raise InvalidSource("an update needs new code: a .py file, a .zip, or a git pull", field="file")
+        return source
+    if previous is None or previous.git_url is None:
+        raise InvalidSource(
+            "only a bot deployed from git can pull; send its new code instead", field="source"
+        )
+    given = source if source is not None and source.kind is SourceKind.GIT else None
+    return SourceSpec(
+        kind=SourceKind.GIT,
+        git_url=previous.git_url,
+        branch=(given.branch if given else None) or previous.source.branch,
+        commit=given.commit if given else None,
+        entrypoint=given.entrypoint if given else None,
+    )
+
+
+def deps_notice(deps: list[str], cached: bool) -> str:
+    return f"dependencies: {'cached' if cached else 'installed'} ({len(deps)})"
+
+
+class Sources:
+    """Prepares every kind of source; clones and builds run in threads, never on the loop."""
+
+    def __init__(self, settings: Settings, images: ImageCache, runtime: RuntimeImageFn) -> None:
+        self.settings = settings
+        self.images = images
+        self.runtime = runtime
+
+    async def prepare(
+        self,
+        spec: SourceSpec,
+        payload: bytes | None,
+        progress: ProgressFn,
+        *,
+        prefer: tuple[str, ...] = (),
+        ctx: str = "",
+    ) -> Prepared:
+        """prefer: entry points to try before the defaults (the one a pulled bot ran before);
+        ctx: who asked, for the log lines."""
+        token = LOG_CTX.set(ctx)
+        try:
+            return await self._prepare(spec, payload, progress, prefer)
+        finally:
+            LOG_CTX.reset(token)
+
+    async def _prepare(
+        self, spec: SourceSpec, payload: bytes | None, progress: ProgressFn, prefer: tuple[str, ...]
+    ) -> Prepared:
+        if spec.kind is SourceKind.GIT:
+            return await self._git(spec, progress, prefer)
+        assert payload is not None
+        if spec.kind is SourceKind.ZIP:
+            if len(payload) > self.settings.runner_max_source_bytes:
+                limit = self.settings.runner_max_source_bytes >> 20
+                raise InvalidSource(f"the archive is larger than {limit} MB", field="file")
+            tree = await asyncio.to_thread(read_zip, payload, self.settings.max_repo_bytes)
+            name = (spec.filename or "bot.zip").rsplit("/", 1)[-1][:200]
+            info = SourceInfo(kind=SourceKind.ZIP, filename=name, sha256=hashlib.sha256(payload).hexdigest())
+            return await self._tree(tree, spec, info, progress, prefer)
+        return await self._file(spec, payload, progress)
+
+    async def _file(self, spec: SourceSpec, data: bytes, progress: ProgressFn) -> Prepared:
+        runtime = await self.runtime()
+        prepared = prepare_file(spec, data, runtime, self.settings.runner_max_source_bytes)
+        deps = normalize(script_dependencies(data.decode("utf-8")))
+        if not deps:
+            return prepared
+        image, cached = await self.images.deps_image(runtime, deps, progress)
+        info = prepared.info.model_copy(update={"dependencies": deps})
+        return replace(prepared, image=image, info=info, notice=deps_notice(deps, cached))
+
+    async def _git(self, spec: SourceSpec, progress: ProgressFn, prefer: tuple[str, ...]) -> Prepared:
+        if not spec.git_url:
+            raise GitRefused("a git deploy needs the repository's URL", field="git_url")
+        s = self.settings
+        url = check_url(spec.git_url, s.git_allowed_schemes)
+        branch, commit = check_branch(spec.branch), check_commit(spec.commit)
+        if spec.entrypoint:
+            safe_relpath(spec.entrypoint, "entry point")
+        shown = display_url(url)
+        ctx = LOG_CTX.get()
+        log.info("cloning %s branch=%s commit=%s %s", shown, branch or "(default)", commit or "(head)", ctx)
+        await progress(Stage.CLONING, f"cloning {shown}")
+        bridge = ThreadProgress(progress, Stage.CLONING)
+        try:
+            checkout, tree = await bridge.run(self._clone, url, branch, commit, bridge)
+        except BotrunnerError:
+            raise
+        except Exception as e:  # its text may carry the URL: log and report it redacted, no traceback
+            log.error("cloning %s failed unexpectedly: %s %s", shown, redact(repr(e), url), ctx)
+            raise GitFailed(f"git could not fetch {shown}; try again", field="git_url") from None
+        log.info("cloned %s at %s %s", shown, checkout.commit[:12], ctx)
+        info = SourceInfo(
+            kind=SourceKind.GIT,
+            git_url=shown,
+            branch=checkout.branch,
+            commit=checkout.commit,
+            commit_subject=checkout.subject,
+        )
+        return replace(await self._tree(tree, spec, info, progress, prefer), git_url=url)
+
+    def _clone(
+        self, url: str, branch: str | None, commit: str | None, bridge: ThreadProgress
+    ) -> tuple[Checkout, Tree]:
+        s = self.settings
+        with tempfile.TemporaryDirectory(prefix="botrunner-git-") as tmp:
+            dest = Path(tmp) / "repo"
+            checkout = clone(
+                url,
+                dest,
+                branch=branch,
+                commit=commit,
+                schemes=s.git_allowed_schemes,
+                timeout=s.git_clone_timeout,
+                max_bytes=s.max_repo_bytes,
+                on_progress=bridge.emit,
+                cancelled=bridge.cancelled,
+            )
+            return checkout, read_tree(dest, s.max_repo_bytes)
+
+    async def _tree(
+        self, tree: Tree, spec: SourceSpec, info: SourceInfo, progress: ProgressFn, prefer: tuple[str, ...]
+    ) -> Prepared:
+        """A repository or an unpacked .zip: its own Dockerfile, or its dependencies and /app files."""
+        links = len(tree.dropped_links)
+        notes = [f"ignored {links} symlink(s) leading outside"] if links else []
+        if DOCKERFILE in tree.files:
+            # The image decides how it starts (its CMD/ENTRYPOINT); it may not even have `python`.
+            image, cached = await self.images.repo_image(tree, progress)
+            notes.insert(0, "built from its Dockerfile" + (" (cached)" if cached else ""))
+            if spec.entrypoint:
+                notes.append("the Dockerfile's CMD runs; the entry point given is ignored")
+            return Prepared(image, {}, "", info, "; ".join(notes), own_image=True)
+        entry, _given = choose_entrypoint(tree, spec.entrypoint, prefer)
+        deps, _origin = tree_dependencies(tree)
+        info = info.model_copy(update={"entrypoint": entry, "dependencies": deps})
+        notes.insert(0, f"entry point: {entry}")
+        image = await self.runtime()
+        if deps:
+            image, cached = await self.images.deps_image(image, deps, progress)
+            notes.append(deps_notice(deps, cached))
+        return Prepared(image, tree.files, entry, info, "; ".join(notes))

@@ -38,7 +38,11 @@ class BotRecord(BaseModel):
     source: SourceInfo
     env: dict[str, str] = Field(default_factory=dict)
     image: str
-    entrypoint: str  # path inside /app that python runs
+    entrypoint: str  # path inside /app that python runs; "" with own_image: the image's CMD
+    # Git deploys: the URL as the user gave it, credentials included, so an update can pull. It
+    # lives here beside the env values and is never shown: SourceInfo.git_url is the stripped one.
+    git_url: str | None = None
+    own_image: bool = False  # built from the bot's own Dockerfile: no /app volume, the image's CMD
     container_id: str | None = None
     request_id: str  # the command that last set the code or env: makes redelivery idempotent
     created_at: float = Field(default_factory=time.time)

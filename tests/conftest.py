@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.telegram",
     "tests.fixtures.runner",
+    "tests.fixtures.git_server",
     "tests.fixtures.controlbot",
 ]

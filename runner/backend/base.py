@@ -18,7 +18,7 @@ class ContainerSpec:
     owner: int
     name: str
     image: str
-    command: list[str]
+    command: list[str] | None  # None: the image's own CMD/ENTRYPOINT
     env: dict[str, str]
     files: dict[str, bytes]  # relative path inside /app -> content, copied in before start
     request_id: str
@@ -26,6 +26,9 @@ class ContainerSpec:
     cpu: float
     pids: int
     labels: dict[str, str] = field(default_factory=dict)
+    # False for an image that carries its code (a bot's own Dockerfile): no /app volume, no files,
+    # and the image's WORKDIR.
+    app_volume: bool = True
 
 
 @dataclass(frozen=True)

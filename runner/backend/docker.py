@@ -164,7 +164,12 @@ class DockerBackend:
         labels = names.base_labels(self.instance, spec.owner, spec.name)
         app_vol = names.app_volume(spec.owner, spec.name)
         data_vol = names.data_volume(spec.owner, spec.name)
-        self._fresh_volume(app_vol, {**labels, names.LABEL_KIND: "app-volume"})
+        volumes = {data_vol: {"bind": "/data", "mode": "rw"}}
+        extra: dict[str, Any] = {}
+        if spec.app_volume:
+            self._fresh_volume(app_vol, {**labels, names.LABEL_KIND: "app-volume"})
+            volumes[app_vol] = {"bind": "/app", "mode": "rw"}
+            extra["working_dir"] = "/app"
         self._ensure_volume(data_vol, {**labels, names.LABEL_KIND: "data-volume"})
         container = self.client.containers.create(
             spec.image,
@@ -177,11 +182,10 @@ class DockerBackend:
                 names.LABEL_REQUEST: spec.request_id,
             },
             environment={**spec.env, "PYTHONUNBUFFERED": "1", "DATA_DIR": "/data", "HOME": "/tmp"},
-            working_dir="/app",
             user=BOT_UID,
             read_only=True,
             tmpfs={"/tmp": "rw,nosuid,nodev,size=64m,mode=1777"},
-            volumes={app_vol: {"bind": "/app", "mode": "rw"}, data_vol: {"bind": "/data", "mode": "rw"}},
+            volumes=volumes,
             mem_limit=spec.memory_bytes,
             memswap_limit=spec.memory_bytes,  # no swap: an over-limit bot is OOM-killed, visibly
             nano_cpus=int(spec.cpu * 1e9),
@@ -192,8 +196,9 @@ class DockerBackend:
             log_config=LOG_CONFIG,
             restart_policy={"Name": "on-failure", "MaximumRetryCount": self.restart_max},
             network_mode=self.network_mode,
+            **extra,
         )
-        if spec.files:
+        if spec.app_volume and spec.files:
             container.put_archive("/app", _tar(spec.files))
         if start:
             container.start()

@@ -1,0 +1,165 @@
+"""The runner's cache of built images: one build per content hash, last use recorded, LRU pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from redis.asyncio import Redis
+
+from protocol import keys
+from protocol.errors import BotrunnerError, BuildFailed, DockerUnavailable
+from protocol.models import Stage
+from runner.builds.deps import deps_tag, ensure_deps_image
+from runner.builds.images import image_exists
+from runner.builds.progress import LOG_CTX, ProgressFn, ThreadProgress
+from runner.builds.prune import prune, remove_leftovers
+from runner.builds.repoimage import ensure_repo_image
+from runner.builds.tree import Tree
+from runner.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Lines of a pip run worth showing as progress.
+_PIP_PREFIXES = ("Collecting", "Downloading", "Building wheel", "Installing collected", "Successfully")
+
+
+class ImageCache:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        client: Callable[[], docker.DockerClient],
+        in_use: Callable[[], Awaitable[set[str]]],
+        *,
+        prune_grace: float = 600.0,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.client = client
+        self.in_use = in_use
+        self.prune_grace = prune_grace
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._prune_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[list[str]]] = set()
+
+    async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with _docker_errors():
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _build_kwargs(self, on_line: Callable[[str], None]) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "network": s.runner_build_network,
+            "timeout": s.runner_build_timeout,
+            "memory_bytes": s.build_memory_bytes,
+            "on_line": on_line,
+        }
+
+    async def deps_image(self, runtime: str, deps: list[str], progress: ProgressFn) -> tuple[str, bool]:
+        """(tag, cached): the runtime image plus deps; pip runs only for a set never built."""
+        tag = await self._thread(deps_tag, self.client(), runtime, deps)
+        async with self._locks.setdefault(tag, asyncio.Lock()):
+            if not await self._thread(image_exists, self.client(), tag):
+                await progress(Stage.INSTALLING, f"installing {len(deps)} dependencies")
+                log.info(
+                    "dependencies: pip install of %d package(s) into %s %s", len(deps), tag, LOG_CTX.get()
+                )
+            bridge = _Bridge(progress, Stage.INSTALLING, _PIP_PREFIXES)
+            tag, cached = await self._build(bridge, ensure_deps_image, runtime, deps)
+        log.info("dependencies: %s %s %s", "cached" if cached else "built", tag, LOG_CTX.get())
+        return tag, cached
+
+    async def repo_image(self, tree: Tree, progress: ProgressFn) -> tuple[str, bool]:
+        """(tag, cached): the image of a repository's own Dockerfile."""
+        await progress(Stage.BUILDING, "building the repository's Dockerfile")
+        tag, cached = await self._build(
+            _Bridge(progress, Stage.BUILDING, ("Step ",)), ensure_repo_image, tree
+        )
+        log.info("repository image: %s %s %s", "cached" if cached else "built", tag, LOG_CTX.get())
+        return tag, cached
+
+    async def _build(
+        self, bridge: _Bridge, fn: Callable[..., tuple[str, bool]], *args: Any
+    ) -> tuple[str, bool]:
+        try:
+            with _docker_errors():
+                tag, cached = await bridge.run(fn, self.client(), *args, **self._build_kwargs(bridge.on_line))
+        except BuildFailed:
+            self._spawn_prune()  # a failed build leaves its last good layers behind, untagged
+            raise
+        await self.redis.hset(keys.IMAGE_CACHE, tag, str(time.time()))
+        if not cached:
+            self._spawn_prune()
+        return tag, cached
+
+    def _spawn_prune(self) -> None:
+        task = asyncio.create_task(self.prune(), name="image-prune")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def prune(self) -> list[str]:
+        """Bring the cache under RUNNER_IMAGE_CACHE_BYTES; never an image a bot record names."""
+        async with self._prune_lock:
+            try:
+                raw = await self.redis.hgetall(keys.IMAGE_CACHE)
+                last_used = {_text(k): float(v) for k, v in raw.items()}
+                keep = await self.in_use()
+                # Images bots use are used right now: when their bots go, they are the newest.
+                in_use = {tag: time.time() for tag in keep & last_used.keys()}
+                if in_use:
+                    last_used.update(in_use)
+                    await self.redis.hset(keys.IMAGE_CACHE, mapping={t: str(ts) for t, ts in in_use.items()})
+                removed, forgotten = await self._thread(
+                    prune,
+                    self.client(),
+                    last_used,
+                    keep=keep,
+                    cap_bytes=self.settings.image_cache_bytes,
+                    grace=self.prune_grace,
+                )
+                if removed or forgotten:
+                    await self.redis.hdel(keys.IMAGE_CACHE, *removed, *forgotten)
+                await self._thread(remove_leftovers, self.client())
+                return removed
+            except Exception as e:  # pruning is housekeeping: never fail a command over it
+                log.warning("cache: pruning skipped: %s", e)
+                return []
+
+
+class _Bridge(ThreadProgress):
+    """Build log lines worth showing (those starting with one of prefixes) as progress."""
+
+    def __init__(self, progress: ProgressFn, stage: Stage, prefixes: tuple[str, ...]) -> None:
+        super().__init__(progress, stage)
+        self.prefixes = prefixes
+
+    def on_line(self, line: str) -> None:
+        self.check()  # raising here ends the build's stream, which makes dockerd cancel it
+        if line.lstrip().startswith(self.prefixes):
+            self.emit(line.strip()[:200])
+
+
+@contextlib.contextmanager
+def _docker_errors() -> Iterator[None]:
+    """docker-py's failures as botrunner errors."""
+    try:
+        yield
+    except BotrunnerError:
+        raise
+    except docker.errors.APIError as e:
+        raise BuildFailed(f"the image build failed: {e.explanation or e}") from e
+    except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as e:
+        raise DockerUnavailable() from e
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
