@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
+import docker.errors
 from redis.asyncio import Redis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +49,7 @@ def free_port() -> int:
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def row(label: str, xs: list[float], base: list[float] | None = None) -> str:
@@ -72,11 +74,25 @@ def floor_once(client: docker.DockerClient, image: str, labels: dict[str, str], 
     client.volumes.create(f"{name}_app", labels=labels)
     client.volumes.create(f"{name}_data", labels=labels)
     c = client.containers.create(
-        image, ["python", "bot.py"], name=name, labels=labels, working_dir="/app", user="65534:65534",
-        read_only=True, tmpfs={"/tmp": "rw,size=64m"},
-        volumes={f"{name}_app": {"bind": "/app", "mode": "rw"}, f"{name}_data": {"bind": "/data", "mode": "rw"}},
-        mem_limit="256m", nano_cpus=500_000_000, pids_limit=128, cap_drop=["ALL"],
-        security_opt=["no-new-privileges"], init=True, network_mode="host",
+        image,
+        ["python", "bot.py"],
+        name=name,
+        labels=labels,
+        working_dir="/app",
+        user="65534:65534",
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=64m"},
+        volumes={
+            f"{name}_app": {"bind": "/app", "mode": "rw"},
+            f"{name}_data": {"bind": "/data", "mode": "rw"},
+        },
+        mem_limit="256m",
+        nano_cpus=500_000_000,
+        pids_limit=128,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        init=True,
+        network_mode="host",
         restart_policy={"Name": "on-failure", "MaximumRetryCount": 5},
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
     )
@@ -101,24 +117,38 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE",
-                                                         "botrunner-test/python:bookworm"))
+    ap.add_argument("--builds", type=int, default=5, help="cold/warm dependency deploys (0 to skip)")
+    ap.add_argument(
+        "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
+    )
     args = ap.parse_args()
     instance = f"bench-{os.getpid()}"
     labels = {"botrunner.instance": instance, "botrunner.test": "1"}
     port = free_port()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    redis_proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-"))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": url, "RUNNER_BASE_IMAGE": args.base_image,
-           "RUNNER_NETWORK_MODE": "host", "RUNNER_BUILD_NETWORK": "host", "RUNNER_INSTANCE": instance,
-           "MAX_BOTS_PER_USER": "1000", "RUNNER_STATS_INTERVAL": "3600", "RUNNER_RECONCILE_INTERVAL": "3600"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "REDIS_URL": url,
+        "RUNNER_BASE_IMAGE": args.base_image,
+        "RUNNER_NETWORK_MODE": "host",
+        "RUNNER_BUILD_NETWORK": "host",
+        "RUNNER_INSTANCE": instance,
+        "MAX_BOTS_PER_USER": "1000",
+        "RUNNER_STATS_INTERVAL": "3600",
+        "RUNNER_RECONCILE_INTERVAL": "3600",
+    }
     if Path("/etc/ssl/certs/ca-certificates.crt").is_file():
         env["RUNNER_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
     log = (workdir / "runner.log").open("wb")
-    runner = subprocess.Popen([sys.executable, "-m", "runner"], env=env, cwd=workdir, stdout=log,
-                              stderr=subprocess.STDOUT)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "runner"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+    )
     client = docker.from_env()
     redis = Redis.from_url(url)
     rc = RunnerClient(redis)
@@ -135,28 +165,47 @@ async def main() -> None:
         for i in range(args.runs):  # interleaved, so drift on this noisy machine hits both alike
             floor.append(await asyncio.to_thread(floor_once, client, image, labels, i))
             name = f"bench-{i}"
-            cmd = Command(op=Op.START, owner=OWNER, name=name, source=SourceSpec(kind=SourceKind.FILE,
-                                                                                 filename="bot.py"))
+            cmd = Command(
+                op=Op.START,
+                owner=OWNER,
+                name=name,
+                source=SourceSpec(kind=SourceKind.FILE, filename="bot.py"),
+            )
             t0 = time.perf_counter()
             res = await rc.call(cmd, CODE)
             deploy.append(time.perf_counter() - t0)
             assert res.ok and res.bot is not None and res.bot.state.value == "running", res.error
             await rc.call(Command(op=Op.DELETE, owner=OWNER, name=name))
 
-        res = await rc.call(Command(op=Op.START, owner=OWNER, name="bench-q",
-                                    source=SourceSpec(kind=SourceKind.FILE, filename="bot.py")), CODE)
+        res = await rc.call(
+            Command(
+                op=Op.START,
+                owner=OWNER,
+                name="bench-q",
+                source=SourceSpec(kind=SourceKind.FILE, filename="bot.py"),
+            ),
+            CODE,
+        )
         assert res.ok, res.error
         cname = f"botrunner-{OWNER}-bench-q"
         direct_status, queue_status, direct_logs, queue_logs = [], [], [], []
         for _ in range(args.queries):
             direct_status.append(await timed(lambda: client.api.inspect_container(cname)))
-            queue_status.append(await timed(lambda: rc.call(Command(op=Op.STATUS, owner=OWNER, name="bench-q"))))
+            queue_status.append(
+                await timed(lambda: rc.call(Command(op=Op.STATUS, owner=OWNER, name="bench-q")))
+            )
             direct_logs.append(await timed(lambda: client.api.logs(cname, tail=30)))
-            queue_logs.append(await timed(lambda: rc.call(Command(op=Op.LOGS, owner=OWNER, name="bench-q",
-                                                                  tail=30))))
+            queue_logs.append(
+                await timed(lambda: rc.call(Command(op=Op.LOGS, owner=OWNER, name="bench-q", tail=30)))
+            )
         await rc.call(Command(op=Op.DELETE, owner=OWNER, name="bench-q"))
 
-        print(f"runs={args.runs} queries={args.queries} image={image} cpus={os.cpu_count()}")
+        cold, warm, plain = await build_rounds(rc, client, args.builds) if args.builds else ([], [], [])
+
+        print(
+            f"runs={args.runs} queries={args.queries} builds={args.builds} image={image} "
+            f"cpus={os.cpu_count()}"
+        )
         print("| measurement | n | p50 ms | p95 ms | ratio of medians |")
         print("|---|---|---|---|---|")
         print(row("floor: SDK volumes+create+put_archive+start", floor))
@@ -165,8 +214,13 @@ async def main() -> None:
         print(row("status through the queue", queue_status, direct_status))
         print(row("logs(tail=30), direct SDK", direct_logs))
         print(row("logs through the queue", queue_logs, direct_logs))
-        print(f"queue overhead at p50: status +{(statistics.median(queue_status) - statistics.median(direct_status)) * 1000:.1f} ms, "
-              f"logs +{(statistics.median(queue_logs) - statistics.median(direct_logs)) * 1000:.1f} ms")
+        if args.builds:
+            print(row("zip bot, no dependencies (runtime image)", plain))
+            print(row("zip bot + requirements.txt, cold (pip runs)", cold, plain))
+            print(row("zip bot + requirements.txt, warm (cached deps image)", warm, plain))
+        added_status = statistics.median(queue_status) - statistics.median(direct_status)
+        added_logs = statistics.median(queue_logs) - statistics.median(direct_logs)
+        print(f"queue overhead at p50: status +{added_status * 1000:.1f} ms, logs +{added_logs * 1000:.1f} ms")
     finally:
         runner.terminate()
         runner.wait(30)
@@ -176,6 +230,52 @@ async def main() -> None:
             c.remove(force=True)
         for v in client.volumes.list(filters={"label": f"botrunner.instance={instance}"}):
             v.remove(force=True)
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+async def build_rounds(rc: RunnerClient, client: docker.DockerClient, n: int) -> tuple[list[float], ...]:
+    """Deploys of a package with dependencies: cold (a new set, pip runs) against warm (same set)."""
+    cold: list[float] = []
+    warm: list[float] = []
+    plain: list[float] = []
+    run_marker = f"bench{os.getpid()}"
+    images: set[str] = set()
+
+    async def deploy(name: str, requirements: str | None) -> float:
+        files = {"main.py": CODE}
+        if requirements is not None:
+            files["requirements.txt"] = requirements.encode()
+        cmd = Command(
+            op=Op.START, owner=OWNER, name=name, source=SourceSpec(kind=SourceKind.ZIP, filename="bot.zip")
+        )
+        t0 = time.perf_counter()
+        res = await rc.call(cmd, zip_of(files), timeout=600)
+        elapsed = time.perf_counter() - t0
+        assert res.ok and res.bot is not None, res.error
+        if res.bot.image and res.bot.image.startswith("botrunner/deps:"):
+            images.add(res.bot.image)
+        await rc.call(Command(op=Op.DELETE, owner=OWNER, name=name))
+        return elapsed
+
+    # Environment markers that are always true make each set distinct without a new package.
+    await deploy("bench-warmup", f'tomli==2.0.1; os_name != "{run_marker}-warm"\n')
+    for i in range(n):
+        plain.append(await deploy(f"bench-plain-{i}", None))
+        cold.append(await deploy(f"bench-cold-{i}", f'tomli==2.0.1; os_name != "{run_marker}-{i}"\n'))
+        warm.append(await deploy(f"bench-warm-{i}", f'tomli==2.0.1; os_name != "{run_marker}-warm"\n'))
+    for tag in images:
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(tag, force=True)
+    return cold, warm, plain
 
 
 if __name__ == "__main__":
