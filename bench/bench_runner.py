@@ -220,7 +220,9 @@ async def main() -> None:
             print(row("zip bot + requirements.txt, warm (cached deps image)", warm, plain))
         added_status = statistics.median(queue_status) - statistics.median(direct_status)
         added_logs = statistics.median(queue_logs) - statistics.median(direct_logs)
-        print(f"queue overhead at p50: status +{added_status * 1000:.1f} ms, logs +{added_logs * 1000:.1f} ms")
+        print(
+            f"queue overhead at p50: status +{added_status * 1000:.1f} ms, logs +{added_logs * 1000:.1f} ms"
+        )
     finally:
         runner.terminate()
         runner.wait(30)
