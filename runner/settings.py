@@ -72,12 +72,14 @@ class Settings(BaseSettings):
     runner_image_cache_bytes: str = "5g"
     runner_max_source_bytes: int = Field(20 * 1024 * 1024, gt=0)
     git_allowed_schemes: Annotated[list[str], NoDecode] = ["https"]
+    # Empty: any host that resolves only to public addresses. Set: exactly these hosts.
+    git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
     git_max_repo_bytes: str = "100m"
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 
-    @field_validator("git_allowed_schemes", mode="before")
+    @field_validator("git_allowed_schemes", "git_allowed_hosts", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -23,6 +23,7 @@ from runner.builds.giturl import (
     GitRefused,
     check_branch,
     check_commit,
+    check_host,
     check_url,
     display_url,
     redact,
@@ -189,6 +190,7 @@ class Sources:
         s = self.settings
         url = check_url(spec.git_url, s.git_allowed_schemes)
         branch, commit = check_branch(spec.branch), check_commit(spec.commit)
+        await asyncio.to_thread(check_host, url, s.git_allowed_hosts)
         if spec.entrypoint:
             safe_relpath(spec.entrypoint, "entry point")
         shown = display_url(url)

@@ -160,11 +160,14 @@ def git_env(schemes: list[str]) -> dict[str, str]:
         "GIT_ALLOW_PROTOCOL": ":".join(allowed_transports(schemes)) or "https",
         "GIT_PROTOCOL_FROM_USER": "0",
         "GIT_LFS_SKIP_SMUDGE": "1",
-        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_COUNT": "3",
         "GIT_CONFIG_KEY_0": "core.hooksPath",
         "GIT_CONFIG_VALUE_0": os.devnull,
         "GIT_CONFIG_KEY_1": "submodule.recurse",
         "GIT_CONFIG_VALUE_1": "false",
+        # The host was checked before the clone; a redirect must not lead somewhere unchecked.
+        "GIT_CONFIG_KEY_2": "http.followRedirects",
+        "GIT_CONFIG_VALUE_2": "false",
     }
 
 

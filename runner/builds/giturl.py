@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -116,3 +118,27 @@ def redact(text: str, *secrets: str) -> str:
         if secret:
             text = text.replace(secret, display_url(secret) if "://" in secret else "***")
     return _USERINFO_RE.sub("", text)
+
+
+def check_host(url: str, allowed_hosts: Iterable[str]) -> None:
+    """Refuse clones that would reach the runner's own network (SSRF): with no allow-list, a host
+    must resolve only to public addresses; with GIT_ALLOWED_HOSTS set, it must be listed. Blocking
+    (DNS): call it off the event loop."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    listed = {h.strip().lower().rstrip(".") for h in allowed_hosts if h.strip()}
+    if listed:
+        if host not in listed:
+            raise GitRefused(f"the host {host!r} is not in GIT_ALLOWED_HOSTS", field="git_url")
+        return
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as e:
+        raise GitFailed(f"the host {host!r} could not be resolved", field="git_url") from e
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            raise GitRefused(
+                f"the host {host!r} resolves to a private or local address; only public hosts "
+                "may be cloned from (see GIT_ALLOWED_HOSTS)",
+                field="git_url",
+            )

@@ -279,3 +279,23 @@ def test_a_pull_reuses_the_recorded_url_and_branch() -> None:
         resolve_spec(None, False, rec)
     bare = SourceSpec(kind=SourceKind.GIT)
     assert resolve_spec(bare, False, None) is bare  # a start without a URL: refused when cloning
+
+
+def test_hosts_on_the_runners_own_network_are_refused_unless_listed() -> None:
+    from runner.builds.giturl import GitRefused, check_host
+
+    for url in (
+        "http://127.0.0.1/r.git",
+        "https://10.1.2.3/r.git",
+        "https://[::1]/r.git",
+        "http://192.168.1.5/r.git",
+        "https://localhost/r.git",
+        "http://169.254.169.254/r.git",
+    ):
+        with pytest.raises(GitRefused):
+            check_host(url, [])
+    check_host("git://127.0.0.1:9418/r.git", ["127.0.0.1", "localhost"])
+    with pytest.raises(GitRefused, match="GIT_ALLOWED_HOSTS"):
+        check_host("https://github.com/a/b.git", ["127.0.0.1"])
+    # A public literal address passes without DNS.
+    check_host("https://1.1.1.1/r.git", [])
