@@ -1,0 +1,149 @@
+"""Assembly: the Bot, the Dispatcher with its middlewares and routers, and the process lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.utils.i18n import I18n
+from redis.asyncio import Redis
+
+from controlbot import commands, errors
+from controlbot.alerts import AlertConsumer
+from controlbot.handlers import (
+    admin,
+    cancel,
+    deploy,
+    env,
+    fallback,
+    flow,
+    listing,
+    logs,
+    manage,
+    start,
+    status,
+)
+from controlbot.i18n import create_i18n
+from controlbot.middlewares.access import AccessMiddleware
+from controlbot.middlewares.locale import LocaleMiddleware
+from controlbot.retry import RetryAfterMiddleware
+from controlbot.settings import Settings
+from protocol.client import RunnerClient
+
+log = logging.getLogger(__name__)
+
+REDIS_READ_TIMEOUT_S = 15.0
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(RetryAfterMiddleware())
+    return Bot(settings.bot_token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def optional_router(module: str) -> Router | None:
+    """A router another part of the project may provide (e.g. /token with the HTTP API)."""
+    try:
+        router = importlib.import_module(module).router
+    except ImportError:
+        return None
+    return router if isinstance(router, Router) else None
+
+
+def routers(settings: Settings) -> list[Router]:
+    """Feature routers, in the order they get a chance at an update. /cancel first, fallback last."""
+    found: list[Router] = [
+        errors.router,
+        cancel.router,
+        start.router,
+        deploy.router,
+        manage.router,
+        status.router,
+        logs.router,
+        env.router,
+        listing.router,
+        admin.router,
+    ]
+    if settings.api_enabled and (token := optional_router("controlbot.handlers.token")) is not None:
+        found.append(token)
+    # The flow takes stray files and texts while it waits for them, so only after every command.
+    found += [flow.router, fallback.router]
+    return found
+
+
+def create_dispatcher(settings: Settings, runner: RunnerClient, redis: Redis, i18n: I18n) -> Dispatcher:
+    dp = Dispatcher(storage=MemoryStorage(), settings=settings, runner=runner, redis=redis, i18n=i18n)
+    LocaleMiddleware(i18n, redis, remember=settings.is_allowed).setup(dp)
+    access = AccessMiddleware(settings)  # after the locale middleware, so the refusal is translated
+    dp.message.outer_middleware(access)
+    dp.callback_query.outer_middleware(access)
+    dp.include_routers(*routers(settings))
+    return dp
+
+
+def api_server(settings: Settings, runner: RunnerClient, redis: Redis) -> Coroutine[Any, Any, None] | None:
+    """The HTTP API coroutine when it is enabled and installed, else None."""
+    if not settings.api_enabled:
+        return None
+    try:
+        api = importlib.import_module("controlbot.api")
+    except ImportError:
+        log.warning("API_ENABLED is true but controlbot.api is not available; serving chat only")
+        return None
+    coro: Coroutine[Any, Any, None] = api.serve(settings, runner, redis)
+    return coro
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """A background task must not die silently: say so in the log."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("background task %s died", task.get_name(), exc_info=exc)
+
+
+async def run(settings: Settings) -> None:
+    """Poll Telegram until SIGINT/SIGTERM, with crash alerts and the HTTP API alongside."""
+    # redis-py 8 times reads out after 5 s by default: too short for the 5 s BLPOP of RunnerClient.wait
+    # and the blocking XREADGROUP of the alerts, so reads get a margin above the longest block.
+    redis = Redis.from_url(settings.redis_url, socket_timeout=REDIS_READ_TIMEOUT_S, socket_connect_timeout=5)
+    runner = RunnerClient(redis)
+    i18n = create_i18n()
+    bot = create_bot(settings)
+    dp = create_dispatcher(settings, runner, redis, i18n)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def on_startup() -> None:
+        try:
+            await commands.register(bot, i18n, settings.admin_ids)
+        except Exception:  # the menu is a nicety; polling must start regardless
+            log.exception("setMyCommands failed")
+        tasks.append(asyncio.create_task(AlertConsumer(bot, redis, i18n).run(), name="alerts"))
+        if (coro := api_server(settings, runner, redis)) is not None:
+            tasks.append(asyncio.create_task(coro, name="http-api"))
+        for task in tasks:
+            task.add_done_callback(_report_end)
+        log.info("control bot started; admins=%s", settings.admin_ids)
+
+    async def on_shutdown() -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=5)
+        log.info("control bot stopped")
+
+    dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
+    try:
+        await dp.start_polling(bot, close_bot_session=True)
+    finally:
+        await redis.aclose()

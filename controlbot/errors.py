@@ -1,0 +1,128 @@
+"""The one place where errors become chat messages: a sentence saying what to do next, plus its code.
+
+No traceback ever reaches a user. Errors raised by handlers (bad input) and errors returned by
+the runner are both `BotrunnerError`s; anything else is logged and answered with a generic line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from html import escape, unescape
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import ErrorEvent, User
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from controlbot.i18n import pick_locale
+from protocol.errors import BotrunnerError, ErrorCode
+
+log = logging.getLogger(__name__)
+router = Router(name="errors")
+
+CALLBACK_ALERT_MAX = 200
+
+
+class Refusal(BotrunnerError):
+    """Bad input caught by the control bot itself; its message is already localised HTML."""
+
+    code = ErrorCode.INVALID_INPUT
+
+
+def describe(exc: BotrunnerError) -> str:
+    """A localised HTML sentence for an error, ending with its code."""
+    text = exc.message if isinstance(exc, Refusal) else _runner_sentence(exc)
+    return f"❌ {text}\n<code>{exc.code.value}</code>"
+
+
+def _runner_sentence(exc: BotrunnerError) -> str:
+    name = escape(exc.bot or "?")
+    msg = escape(exc.message)
+    code = exc.code
+    if code == ErrorCode.QUOTA_EXCEEDED:
+        found = re.search(r"\d+", exc.message)
+        if found:
+            return _(
+                "Quota reached: at most {limit} bots per user. Delete one with /delete to free a slot."
+            ).format(limit=found.group(0))
+        return _("Quota reached. Delete a bot with /delete to free a slot.")
+    if code == ErrorCode.NOT_FOUND:
+        return _("No bot named <b>{name}</b>. /list shows your bots.").format(name=name)
+    if code == ErrorCode.ALREADY_EXISTS:
+        return _(
+            "A bot named <b>{name}</b> already exists, so nothing was changed. To replace its code, "
+            "send the file with the caption <code>/update {name}</code>."
+        ).format(name=name)
+    if code == ErrorCode.BUILD_FAILED:
+        text = _("The build failed: {msg}").format(msg=msg)
+        if exc.detail:
+            text += "\n<pre>" + escape(exc.detail[-1500:]) + "</pre>"
+        return text
+    simple = {
+        ErrorCode.INVALID_NAME: _("Invalid bot name: {msg}"),
+        ErrorCode.INVALID_SOURCE: _("The source was refused: {msg}"),
+        ErrorCode.INVALID_ENV: _("Invalid environment variables: {msg}"),
+        ErrorCode.INVALID_STATE: _("Not possible in the bot's current state: {msg}"),
+        ErrorCode.INVALID_INPUT: _("Invalid input: {msg}"),
+        ErrorCode.GIT_REFUSED: _("That git URL is refused: {msg}"),
+        ErrorCode.GIT_FAILED: _("Git failed: {msg}"),
+        ErrorCode.DOCKER_UNAVAILABLE: _("Docker is unavailable on the runner host. Try again in a minute."),
+        ErrorCode.RUNNER_UNAVAILABLE: _(
+            "⚠️ The runner is unavailable right now, so nothing was done. Try again in a minute."
+        ),
+        ErrorCode.EXPIRED: _("The request waited too long and was dropped; nothing was done. Try again."),
+        ErrorCode.TIMEOUT: _("The runner did not answer in time. Check /status {name} shortly."),
+        ErrorCode.FORBIDDEN: _("You are not allowed to do that."),
+    }
+    template = simple.get(
+        code, _("Something went wrong on the runner. Try again; if it keeps happening, tell an admin.")
+    )
+    return template.format(msg=msg, name=name)
+
+
+def _event_user(event: ErrorEvent) -> User | None:
+    update = event.update
+    if update.message is not None:
+        return update.message.from_user
+    if update.callback_query is not None:
+        return update.callback_query.from_user
+    return None
+
+
+async def _reply(event: ErrorEvent, bot: Bot, text: str) -> None:
+    update = event.update
+    try:
+        if update.callback_query is not None:
+            query = update.callback_query
+            plain = unescape(re.sub(r"<[^>]+>", "", text))
+            if len(plain) <= CALLBACK_ALERT_MAX:
+                await query.answer(plain, show_alert=True)
+                return
+            await query.answer()
+            await bot.send_message(query.from_user.id, text)
+        elif update.message is not None:
+            await update.message.answer(text)
+    except TelegramAPIError:
+        log.warning("could not deliver an error message", exc_info=True)
+
+
+@router.errors(ExceptionTypeFilter(BotrunnerError))
+async def on_botrunner_error(event: ErrorEvent, bot: Bot, i18n: I18n) -> None:
+    exc = event.exception
+    assert isinstance(exc, BotrunnerError)
+    user = _event_user(event)
+    log.info("answered %s to user=%s: %s", exc.code.value, user.id if user else None, exc.message)
+    with i18n.context(), i18n.use_locale(pick_locale(user.language_code if user else None)):
+        await _reply(event, bot, describe(exc))
+
+
+@router.errors()
+async def on_unexpected_error(event: ErrorEvent, bot: Bot, i18n: I18n) -> None:
+    user = _event_user(event)
+    log.error("unhandled error for user=%s", user.id if user else None, exc_info=event.exception)
+    with i18n.context(), i18n.use_locale(pick_locale(user.language_code if user else None)):
+        text = "❌ " + _("Something went wrong on our side. Try again; if it keeps happening, tell an admin.")
+        await _reply(event, bot, text + f"\n<code>{ErrorCode.INTERNAL.value}</code>")

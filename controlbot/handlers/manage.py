@@ -1,0 +1,147 @@
+"""/stop, /restart, /delete, and the card buttons doing the same (Start, Update, Delete with confirmation)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from controlbot import formatting, keyboards, ops
+from controlbot.callbacks import BotAction, BotCb
+from controlbot.ops import Caller
+from controlbot.parsing import Target, target_args
+from protocol.client import RunnerClient
+from protocol.models import BotStatus, Op
+
+router = Router(name="manage")
+
+_OPS = {BotAction.STOP: Op.STOP, BotAction.RESTART: Op.RESTART, BotAction.START: Op.START}
+
+
+def done_text(op: Op, target: Target, caller: Caller) -> str:
+    name = escape(target.ref(caller.id))
+    texts = {
+        Op.STOP: _("⏹ <b>{name}</b> stopped."),
+        Op.RESTART: _("🔄 <b>{name}</b> restarted."),
+        Op.START: _("▶️ <b>{name}</b> started."),
+    }
+    return texts[op].format(name=name)
+
+
+async def act(runner: RunnerClient, caller: Caller, op: Op, target: Target) -> BotStatus | None:
+    result = await ops.call(runner, caller, op, target)
+    return result.bot
+
+
+@router.message(Command("stop", "restart"))
+async def cmd_stop_restart(
+    message: Message, command: CommandObject, caller: Caller, runner: RunnerClient
+) -> None:
+    op = Op.STOP if command.command == "stop" else Op.RESTART
+    target, _rest = target_args(
+        command.args, caller.id, caller.is_admin, _("Usage: /{cmd} name").format(cmd=command.command)
+    )
+    bot = await act(runner, caller, op, target)
+    text = done_text(op, target, caller)
+    if bot is None:
+        await message.answer(text)
+        return
+    await message.answer(text + "\n\n" + formatting.card(bot, caller.id), reply_markup=keyboards.card(bot))
+
+
+@router.message(Command("delete"))
+async def cmd_delete(message: Message, command: CommandObject, caller: Caller, runner: RunnerClient) -> None:
+    target, _rest = target_args(command.args, caller.id, caller.is_admin, _("Usage: /delete name"))
+    await ops.status(runner, caller, target)  # an unknown bot is "not found" before any question
+    await message.answer(
+        confirm_text(target, caller), reply_markup=keyboards.delete_confirm(target.owner, target.name)
+    )
+
+
+def confirm_text(target: Target, caller: Caller) -> str:
+    return _(
+        "🗑 Delete <b>{name}</b>? Its container, data and logs are removed, and the name is freed."
+    ).format(name=escape(target.ref(caller.id)))
+
+
+def _is_card(message: Message) -> bool:
+    """Cards carry a Delete button; alerts and other messages with bot buttons do not."""
+    markup = message.reply_markup
+    if markup is None:
+        return False
+    for row in markup.inline_keyboard:
+        for button in row:
+            data = button.callback_data or ""
+            if data.startswith(f"{BotCb.__prefix__}:{BotAction.DELETE.value}:"):
+                return True
+    return False
+
+
+@router.callback_query(BotCb.filter(F.action.in_({BotAction.STOP, BotAction.RESTART, BotAction.START})))
+async def press_action(
+    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, runner: RunnerClient
+) -> None:
+    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    op = _OPS[callback_data.action]
+    status = await act(runner, caller, op, target)
+    text = done_text(op, target, caller)
+    await query.answer(formatting.strip_tags(text))
+    if status is None:
+        return
+    card_text = text + "\n\n" + formatting.card(status, caller.id)
+    if isinstance(query.message, Message) and _is_card(query.message):
+        try:
+            await query.message.edit_text(card_text, reply_markup=keyboards.card(status))
+            return
+        except TelegramBadRequest:
+            pass
+    await bot.send_message(query.from_user.id, card_text, reply_markup=keyboards.card(status))
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.DELETE))
+async def press_delete(query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller) -> None:
+    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    await query.answer()
+    await bot.send_message(
+        query.from_user.id,
+        confirm_text(target, caller),
+        reply_markup=keyboards.delete_confirm(target.owner, target.name),
+    )
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.DELETE_CONFIRM))
+async def press_delete_confirm(
+    query: CallbackQuery, callback_data: BotCb, caller: Caller, runner: RunnerClient
+) -> None:
+    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    await ops.call(runner, caller, Op.DELETE, target)
+    text = _("🗑 <b>{name}</b> deleted.").format(name=escape(target.ref(caller.id)))
+    await query.answer(formatting.strip_tags(text))
+    if isinstance(query.message, Message):
+        await query.message.edit_text(text)
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.DELETE_CANCEL))
+async def press_delete_cancel(query: CallbackQuery, callback_data: BotCb, caller: Caller) -> None:
+    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    text = _("Kept <b>{name}</b>; nothing was deleted.").format(name=escape(target.ref(caller.id)))
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.edit_text(text)
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.UPDATE))
+async def press_update(query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller) -> None:
+    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    await query.answer()
+    await bot.send_message(
+        query.from_user.id,
+        _(
+            "Send the new .py file with the caption <code>/update {name}</code> "
+            "(add KEY=VALUE to change env)."
+        ).format(name=escape(target.ref(caller.id))),
+    )

@@ -1,0 +1,1 @@
+"""Outer middlewares of the control bot: locale first, then access control."""

@@ -1,0 +1,98 @@
+"""The control bot's one settings class, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{5,}$")
+_PLACEHOLDERS = {"", "changeme", "change-me", "change_me", "token", "your-token", "your_token", "xxx"}
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Control bot settings. The runner's keys in a shared `.env` are ignored."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    bot_token: str
+    admin_ids: Annotated[list[int], NoDecode]
+    allowed_user_ids: Annotated[list[int], NoDecode] = []
+    redis_url: str = "redis://localhost:6379/0"
+    telegram_api_url: str = "https://api.telegram.org"
+    api_enabled: bool = True
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=0, le=65535)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    git_allowed_schemes: Annotated[list[str], NoDecode] = ["https"]
+    log_level: str = "INFO"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in _PLACEHOLDERS or "<" in value or "your" in value.lower():
+            raise ValueError("is a placeholder; put the token @BotFather gave you")
+        if not _TOKEN_RE.fullmatch(value):
+            raise ValueError("does not look like a bot token (expected 123456:ABC-...)")
+        return value
+
+    @field_validator("admin_ids", "allowed_user_ids", "git_allowed_schemes", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("admin_ids")
+    @classmethod
+    def _admins(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("needs at least one Telegram user id, e.g. ADMIN_IDS=111,222")
+        if any(uid <= 0 for uid in value):
+            raise ValueError("Telegram user ids are positive integers")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return value.rstrip("/")
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admin_ids
+
+    def is_allowed(self, user_id: int) -> bool:
+        return user_id in self.admin_ids or user_id in self.allowed_user_ids
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per bad variable, naming it the way it is set in the environment."""
+    lines: list[str] = []
+    for err in exc.errors():
+        var = str(err["loc"][0]).upper() if err["loc"] else "settings"
+        if err["type"] == "missing":
+            lines.append(f"{var} is required but not set")
+            continue
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if len(err["loc"]) > 1:  # one item of a comma-separated list
+            msg = f"{err['input']!r}: {msg}"
+        lines.append(f"{var} is invalid: {msg}")
+    return lines
