@@ -67,8 +67,9 @@ class RunnerClient:
                         message="the runner did not answer in time; check the bot's status shortly",
                     ),
                 )
-            # BLPOP's timeout is in seconds, fractional allowed; 0 would block forever.
-            item = await self.redis.blpop([key], timeout=max(0.05, min(left, 5.0)))
+            # BLPOP's timeout is in seconds, fractional allowed; 0 would block forever. Short blocks
+            # stay well inside redis-py's default socket timeout (5 s), so a slow reply is no error.
+            item = await self.redis.blpop([key], timeout=max(0.05, min(left, 1.0)))
             if item is None:
                 continue
             msg = REPLY_ADAPTER.validate_json(item[1])

@@ -7,6 +7,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from redis.asyncio import Redis
 
@@ -27,6 +28,8 @@ from runner.worker import Worker
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
+DOCKER_PROBE_TIMEOUT_S = 5.0
+SAMPLE_CONCURRENCY = 4  # docker stats blocks a thread for 1-2 s each
 
 
 class Runner:
@@ -62,14 +65,20 @@ class Runner:
         self.worker = Worker(settings, self.redis, self.ops)
         self.stopping = asyncio.Event()
         self.docker_version: str | None = None
+        # None until the first probe; reconciling on recovery needs a known outage first.
+        self.docker_ok: bool | None = None
         self._bg: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        # Every docker-py call holds a thread; the default pool (cores + 4) is too small once
+        # stats, logs and inspects of many bots overlap.
+        loop.set_default_executor(ThreadPoolExecutor(self.settings.runner_threads, "runner-io"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         background = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(self._probe_docker(), name="docker-probe"),
             asyncio.create_task(self._runtime_image(), name="runtime-image"),
             asyncio.create_task(self.watcher.run(self.stopping), name="docker-events"),
             asyncio.create_task(
@@ -94,29 +103,41 @@ class Runner:
             log.info("runner stopped")
 
     async def _heartbeat(self) -> None:
-        was_ok = True
+        """Beat on time whatever Docker does: the docker probe runs in its own task."""
+        while True:
+            await self._beat()
+            await asyncio.sleep(keys.HEARTBEAT_INTERVAL)
+
+    async def _beat(self) -> None:
+        try:
+            health = RunnerHealth(
+                runner_id=self.settings.runner_id,
+                ts=time.time(),
+                docker_ok=self.docker_ok is not False,
+                docker_version=self.docker_version,
+            )
+            await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
+        except Exception as e:  # redis.ConnectionError and friends: keep beating
+            log.warning("heartbeat failed: %s", e)
+
+    async def _probe_docker(self) -> None:
         while True:
             try:
-                try:
-                    self.docker_version = await self.backend.version()
-                    docker_ok = True
-                except DockerUnavailable:
-                    docker_ok = False
-                if docker_ok and not was_ok:
-                    log.info("docker is back; reconciling")
-                    self._bg.add(asyncio.create_task(self._reconcile(full=True)))
-                was_ok = docker_ok
-                health = RunnerHealth(
-                    runner_id=self.settings.runner_id,
-                    ts=time.time(),
-                    docker_ok=docker_ok,
-                    docker_version=self.docker_version,
-                )
-                await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
-            except OSError as e:
-                log.warning("heartbeat failed: %s", e)
-            except Exception as e:  # redis.ConnectionError and friends; keep beating
-                log.warning("heartbeat failed: %s", e)
+                self.docker_version = await asyncio.wait_for(self.backend.version(), DOCKER_PROBE_TIMEOUT_S)
+                ok = True
+            except (DockerUnavailable, TimeoutError):
+                ok = False
+            changed = ok is not self.docker_ok
+            if ok and self.docker_ok is False:
+                log.info("docker answers again; reconciling")
+                task = asyncio.create_task(self._reconcile(full=True))
+                self._bg.add(task)
+                task.add_done_callback(self._bg.discard)
+            elif not ok and self.docker_ok is not False:
+                log.warning("docker does not answer")
+            self.docker_ok = ok
+            if changed:
+                await self._beat()
             await asyncio.sleep(keys.HEARTBEAT_INTERVAL)
 
     async def _runtime_image(self) -> None:
@@ -170,9 +191,12 @@ class Runner:
             log.warning("stats skipped: %s", e)
             return
 
+        slots = asyncio.Semaphore(SAMPLE_CONCURRENCY)
+
         async def one(owner: int, name: str) -> None:
             try:
-                usage = await self.backend.stats(owner, name)
+                async with slots:
+                    usage = await self.backend.stats(owner, name)
             except DockerUnavailable:
                 return
             if usage is not None:

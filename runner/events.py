@@ -52,6 +52,7 @@ class EventWatcher:
         self._expected: dict[str, float] = {}  # container id -> until when a death is expected
         self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
         self._streak: dict[tuple[int, str], int] = {}
+        self._loop_reported: set[tuple[int, str]] = set()
 
     def expect_stop(self, container_id: str | None, for_s: float = 120.0) -> None:
         if container_id:
@@ -59,6 +60,7 @@ class EventWatcher:
 
     def reset_streak(self, owner: int, name: str) -> None:
         self._streak.pop((owner, name), None)
+        self._loop_reported.discard((owner, name))
 
     async def run(self, stopping: asyncio.Event) -> None:
         delay = 0.5
@@ -129,7 +131,13 @@ class EventWatcher:
         ran = (info.finished_at or now) - (info.started_at or now)
         streak = 1 if ran >= STABLE_RUN_S else self._streak.get(rec.key, 0) + 1
         self._streak[rec.key] = streak
+        if streak == 1:
+            self._loop_reported.discard(rec.key)
+        # Deaths handled late all see the final state; only the first of them reports the loop.
         gave_up = not info.running and not info.restarting and info.restart_count >= self.restart_max
+        crash_loop = gave_up and streak > 1 and rec.key not in self._loop_reported
+        if crash_loop:
+            self._loop_reported.add(rec.key)
         tail = await self.backend.logs(ev.owner, ev.name, 25, None)
         await self.bus.publish(
             Event(
@@ -141,7 +149,7 @@ class EventWatcher:
                 restart_count=info.restart_count,
                 memory_limit_bytes=self.memory_limit,
                 alert=streak == 1,
-                crash_loop=gave_up and streak > 1,
+                crash_loop=crash_loop,
                 log_tail=tail[-3000:],
             )
         )

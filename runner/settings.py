@@ -62,6 +62,7 @@ class Settings(BaseSettings):
         "pyTelegramBotAPI>=4",
     ]
     runner_concurrency: int = Field(8, ge=1)
+    runner_threads: int = Field(32, ge=4)  # threads for blocking docker and git calls
     runner_stop_timeout: float = Field(5.0, ge=0)
     runner_restart_max: int = Field(5, ge=0)
     runner_reconcile_interval: float = Field(30.0, gt=0)
