@@ -19,8 +19,8 @@ def user_commands() -> list[tuple[str, str]]:
     return [
         ("start", _("what this bot is")),
         ("help", _("how to use it")),
-        ("start_bot", _("deploy a .py (caption) or start a stopped bot: /start_bot name")),
-        ("update", _("replace a bot's code: /update name as the caption of a .py")),
+        ("start_bot", _("deploy a .py/.zip (caption) or a repo (--git URL), or start a stopped bot")),
+        ("update", _("new code: /update name with a .py/.zip, or pull a git bot's branch")),
         ("list", _("your bots")),
         ("status", _("a bot's card: /status name")),
         ("logs", _("a bot's last log lines: /logs name [lines]")),

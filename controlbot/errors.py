@@ -17,6 +17,7 @@ from aiogram.types import ErrorEvent, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from controlbot.formatting import MAX_TEXT, clean_log, log_block, mask_credentials, tg_len
 from controlbot.i18n import pick_locale
 from protocol.errors import BotrunnerError, ErrorCode
 
@@ -33,9 +34,19 @@ class Refusal(BotrunnerError):
 
 
 def describe(exc: BotrunnerError) -> str:
-    """A localised HTML sentence for an error, ending with its code."""
+    """A localised HTML sentence for an error, ending with its code. A URL's credentials never show."""
+    code_line = f"\n<code>{exc.code.value}</code>"
+    if exc.code == ErrorCode.BUILD_FAILED and exc.detail and not isinstance(exc, Refusal):
+        return build_failure(exc, limit=MAX_TEXT - tg_len(code_line)) + code_line
     text = exc.message if isinstance(exc, Refusal) else _runner_sentence(exc)
-    return f"❌ {text}\n<code>{exc.code.value}</code>"
+    return mask_credentials(f"❌ {text}") + code_line
+
+
+def build_failure(exc: BotrunnerError, limit: int = MAX_TEXT) -> str:
+    """The failed build's sentence, then the last lines of its log in <pre>, within `limit`."""
+    header = "❌ " + _("The build failed: {msg}").format(msg=escape(mask_credentials(exc.message)))
+    header += "\n" + _("Fix what the build log shows and deploy again. Its last lines:")
+    return log_block(header, clean_log(exc.detail or ""), limit=limit)
 
 
 def _runner_sentence(exc: BotrunnerError) -> str:
@@ -57,10 +68,7 @@ def _runner_sentence(exc: BotrunnerError) -> str:
             "send the file with the caption <code>/update {name}</code>."
         ).format(name=name)
     if code == ErrorCode.BUILD_FAILED:
-        text = _("The build failed: {msg}").format(msg=msg)
-        if exc.detail:
-            text += "\n<pre>" + escape(exc.detail[-1500:]) + "</pre>"
-        return text
+        return _("The build failed: {msg}").format(msg=msg)
     simple = {
         ErrorCode.INVALID_NAME: _("Invalid bot name: {msg}"),
         ErrorCode.INVALID_SOURCE: _("The source was refused: {msg}"),
@@ -114,7 +122,9 @@ async def on_botrunner_error(event: ErrorEvent, bot: Bot, i18n: I18n) -> None:
     exc = event.exception
     assert isinstance(exc, BotrunnerError)
     user = _event_user(event)
-    log.info("answered %s to user=%s: %s", exc.code.value, user.id if user else None, exc.message)
+    log.info(
+        "answered %s to user=%s: %s", exc.code.value, user.id if user else None, mask_credentials(exc.message)
+    )
     with i18n.context(), i18n.use_locale(pick_locale(user.language_code if user else None)):
         await _reply(event, bot, describe(exc))
 

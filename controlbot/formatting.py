@@ -11,6 +11,12 @@ from protocol.models import BotState, BotStatus, SourceKind
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+SUBJECT_MAX = 80
+
+# `user:password@` (or a lone token@) right after a URL's scheme.
+_USERINFO_RE = re.compile(r"(?<=://)[^/@\s]*@")
+# Terminal colours in build output (pip's errors come red): noise in chat and in a .txt.
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 STATE_ICONS: dict[BotState, str] = {
     BotState.RUNNING: "🟢",
@@ -69,6 +75,21 @@ def mask(value: str) -> str:
     return "•" * min(len(value), 6) if value else "''"
 
 
+def has_credentials(text: str | None) -> bool:
+    """Whether a URL in text carries `user[:password]@`."""
+    return text is not None and _USERINFO_RE.search(text) is not None
+
+
+def mask_credentials(text: str) -> str:
+    """Every URL's `user:password@` as `***@`: all chat may ever show of a URL's credentials."""
+    return _USERINFO_RE.sub("***@", text)
+
+
+def clean_log(text: str) -> str:
+    """A build or git log as chat may show it: no terminal colours, no credentials."""
+    return mask_credentials(_ANSI_RE.sub("", text))
+
+
 def bot_ref(bot: BotStatus, viewer: int) -> str:
     """`name` for the owner, `owner/name` for an admin looking at someone else's bot."""
     return bot.name if bot.owner == viewer else f"{bot.owner}/{bot.name}"
@@ -98,7 +119,7 @@ def card(bot: BotStatus, viewer: int) -> str:
                 what=exit_text(bot.exit_code, bot.oom_killed, bot.limits.memory_bytes)
             )
         )
-    lines.append(_("Source: {source}").format(source=source_text(bot)))
+    lines += source_lines(bot)
     if bot.env_masked:
         env = ", ".join(f"<code>{escape(k)}</code>={escape(v)}" for k, v in sorted(bot.env_masked.items()))
         lines.append(_("Env: {env}").format(env=env))
@@ -107,18 +128,29 @@ def card(bot: BotStatus, viewer: int) -> str:
     return "\n".join(lines)
 
 
-def source_text(bot: BotStatus) -> str:
+def source_lines(bot: BotStatus) -> list[str]:
+    """Where the code came from: the file with its sha, or the repository, branch and commit."""
     src = bot.source
     if src.kind == SourceKind.GIT:
-        parts = [escape(src.git_url or "git")]
+        where = escape(mask_credentials(src.git_url or "git"))
         if src.branch:
-            parts.append(escape(src.branch))
+            where += f" ({escape(src.branch)})"
+        lines = [_("Source: {source}").format(source=where)]
         if src.commit:
-            parts.append(f"<code>{escape(src.commit[:8])}</code>")
-        return " · ".join(parts)
-    name = escape(src.filename or src.kind.value)
-    sha = f" · sha <code>{escape(src.sha256[:8])}</code>" if src.sha256 else ""
-    return f"{name}{sha}"
+            subject = src.commit_subject or ""
+            if len(subject) > SUBJECT_MAX:
+                subject = subject[: SUBJECT_MAX - 1] + "…"
+            commit = f"<code>{escape(src.commit[:7])}</code> {escape(subject)}".rstrip()
+            lines.append(_("Commit: {commit}").format(commit=commit))
+    else:
+        name = escape(src.filename or src.kind.value)
+        sha = f" · sha <code>{escape(src.sha256[:8])}</code>" if src.sha256 else ""
+        lines = [_("Source: {source}").format(source=f"{name}{sha}")]
+    if src.entrypoint and src.kind != SourceKind.FILE:
+        lines.append(_("Entry point: {path}").format(path=f"<code>{escape(src.entrypoint)}</code>"))
+    if src.dependencies:
+        lines.append(_("Dependencies: {n}").format(n=len(src.dependencies)))
+    return lines
 
 
 def list_line(bot: BotStatus, viewer: int) -> str:

@@ -24,7 +24,7 @@ MIN_INTERVAL_S = 1.0
 
 def stage_label(stage: Stage) -> str | None:
     labels = {
-        Stage.CLONING: _("📥 cloning"),
+        Stage.CLONING: _("⏳ cloning"),
         Stage.INSTALLING: _("📦 installing dependencies"),
         Stage.BUILDING: _("🔨 building"),
         Stage.STOPPING: _("⏹ stopping"),
@@ -60,7 +60,8 @@ class ProgressMessage:
         return " → ".join([*self.steps, final])
 
     async def step(self, label: str) -> None:
-        if label == self.steps[-1]:
+        # A stage reports many times (clone percentages, pip lines): it shows once in the trail.
+        if label in self.steps:
             return
         self.steps.append(label)
         wait = self.min_interval - (time.monotonic() - self._last_edit)

@@ -1,4 +1,4 @@
-"""Uploaded source files: refuse bad ones before downloading, then deploy or update with progress."""
+"""Uploaded sources (a .py or a .zip package): refuse bad ones before and after downloading."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Document, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import formatting, keyboards, ops
-from controlbot.errors import Refusal, describe
+from controlbot import ops
+from controlbot.errors import Refusal
 from controlbot.parsing import EnvChanges, Target
-from controlbot.progress import ProgressMessage
 from controlbot.settings import Settings
-from protocol.client import BUILD_TIMEOUT_S, RunnerClient
-from protocol.errors import BotrunnerError, ErrorCode
-from protocol.models import Op, SourceKind, SourceSpec
+from protocol.client import RunnerClient
+from protocol.errors import ErrorCode
+from protocol.models import SourceKind
 
 log = logging.getLogger(__name__)
 
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 TOKEN_SHAPE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{5,}$")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 
 
 def mb(nbytes: int) -> str:
@@ -34,23 +34,19 @@ def mb(nbytes: int) -> str:
     return f"{value:.0f}" if value == int(value) else f"{math.ceil(value * 10) / 10:.1f}"
 
 
+def source_kind(filename: str | None) -> SourceKind:
+    """A .zip is a bot package, treated like a repository; anything else we accept is a .py."""
+    return SourceKind.ZIP if (filename or "").lower().endswith(".zip") else SourceKind.FILE
+
+
 def check_document(doc: Document, settings: Settings) -> None:
     """Name and size checks that need no download."""
     filename = doc.file_name or ""
-    lower = filename.lower()
-    if lower.endswith(".zip"):
+    if not filename.lower().endswith((".py", ".zip")):
         raise Refusal(
             _(
-                "Bot packages (.zip) and git repositories come with git mode. "
-                "For now, send a single .py file."
-            ),
-            code=ErrorCode.INVALID_SOURCE,
-        )
-    if not lower.endswith(".py"):
-        raise Refusal(
-            _("<b>{file}</b> is not a Python file. Send a single .py file.").format(
-                file=escape(filename or _("This file"))
-            ),
+                "<b>{file}</b> is not a Python file. Send a single .py file, or a bot package as a .zip."
+            ).format(file=escape(filename or _("This file"))),
             code=ErrorCode.INVALID_SOURCE,
         )
     if doc.file_size is not None and doc.file_size > settings.max_upload_bytes:
@@ -62,7 +58,7 @@ def check_document(doc: Document, settings: Settings) -> None:
         )
 
 
-def check_content(data: bytes, settings: Settings) -> None:
+def check_content(data: bytes, settings: Settings, kind: SourceKind = SourceKind.FILE) -> None:
     if len(data) > settings.max_upload_bytes:
         raise Refusal(
             _("The file is too big ({size} MB): the limit is {limit} MB.").format(
@@ -70,6 +66,14 @@ def check_content(data: bytes, settings: Settings) -> None:
             ),
             code=ErrorCode.INVALID_SOURCE,
         )
+    if kind is SourceKind.ZIP:
+        # What is inside (paths escaping the folder, symlinks, sizes) is the runner's to judge.
+        if not data.startswith(_ZIP_MAGIC):
+            raise Refusal(
+                _("This file is not a .zip archive. Zip the bot's folder and send it again."),
+                code=ErrorCode.INVALID_SOURCE,
+            )
+        return
     if b"\x00" in data or not _decodes(data):
         raise Refusal(
             _("This file is binary, not Python source text. Send a .py file."), code=ErrorCode.INVALID_SOURCE
@@ -85,12 +89,12 @@ def _decodes(data: bytes) -> bool:
         return _CODING_RE.search(head) is not None  # PEP 263 declares another encoding
 
 
-async def download(bot: Bot, file_id: str, settings: Settings) -> bytes:
+async def download(bot: Bot, file_id: str, settings: Settings, kind: SourceKind = SourceKind.FILE) -> bytes:
     buf = await bot.download(file_id)
     if buf is None:  # only when a destination is given; we never give one
         raise Refusal(_("Could not download the file; send it again."), code=ErrorCode.INVALID_SOURCE)
     data = buf.read()
-    check_content(data, settings)
+    check_content(data, settings, kind)
     return data
 
 
@@ -130,62 +134,3 @@ async def token_warnings(
         for key, bots in shared.items()
     ]
     return "\n".join(lines)
-
-
-async def deploy_file(
-    *,
-    bot: Bot,
-    reply_to: Message,
-    runner: RunnerClient,
-    settings: Settings,
-    caller: ops.Caller,
-    target: Target,
-    file_id: str,
-    filename: str,
-    changes: EnvChanges,
-    op: Op = Op.START,
-    env_message: Message | None = None,
-    take_over: Message | None = None,
-) -> None:
-    """Download, start (or update) and edit one message through the stages to the final card."""
-    try:
-        check_values(changes, settings)
-        await ops.ensure_runner(runner)
-        warning = await token_warnings(runner, caller, target, changes)
-    except BotrunnerError:
-        await delete_quietly(env_message)
-        raise
-    if take_over is not None:
-        progress = await ProgressMessage.take_over(take_over, _("⏳ downloading"))
-    else:
-        progress = await ProgressMessage.send(reply_to, _("⏳ downloading"))
-    try:
-        try:
-            data = await download(bot, file_id, settings)
-        finally:
-            await delete_quietly(env_message)
-        result = await ops.call(
-            runner,
-            caller,
-            op,
-            target,
-            payload=data,
-            timeout=BUILD_TIMEOUT_S,
-            on_progress=progress.on_runner,
-            source=SourceSpec(kind=SourceKind.FILE, filename=filename),
-            env=changes.set if changes.set else None,
-        )
-    except BotrunnerError as e:
-        await progress.finish(describe(e))
-        return
-    final = _("✅ updated") if op == Op.UPDATE else "🟢 " + _("running")
-    text = progress.trail(final)
-    if result.notice:
-        text += "\n" + escape(result.notice)
-    if warning:
-        text += "\n" + warning
-    if result.bot is not None:
-        text += "\n\n" + formatting.card(result.bot, caller.id)
-        await progress.finish(text, keyboards.card(result.bot))
-    else:
-        await progress.finish(text)

@@ -1,4 +1,4 @@
-"""The guided deploy: a .py sent with no command asks for a name, then env vars, then confirmation."""
+"""The guided deploy: a .py or .zip sent with no command asks for a name, then env vars, then confirmation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import formatting, keyboards, ops, uploads
+from controlbot import deploying, formatting, keyboards, ops, uploads
 from controlbot.callbacks import FlowAction, FlowCb
 from controlbot.errors import Refusal
 from controlbot.ops import Caller
@@ -26,7 +26,7 @@ NOT_A_COMMAND = F.text & ~F.text.startswith("/")
 
 @router.message(F.document & ~F.caption.startswith("/"))
 async def got_file(message: Message, state: FSMContext, settings: Settings) -> None:
-    """Any .py without a command starts (or restarts) the flow; other files are refused."""
+    """Any .py or .zip without a command starts (or restarts) the flow; other files are refused."""
     assert message.document is not None
     uploads.check_document(message.document, settings)
     await state.clear()
@@ -121,7 +121,7 @@ async def confirm(
     await query.answer()
     if not isinstance(query.message, Message):
         return
-    await uploads.deploy_file(
+    await deploying.deploy_file(
         bot=bot,
         reply_to=query.message,
         take_over=query.message,

@@ -15,7 +15,7 @@ from controlbot.callbacks import BotAction, BotCb
 from controlbot.ops import Caller
 from controlbot.parsing import Target, target_args
 from protocol.client import RunnerClient
-from protocol.models import BotStatus, Op
+from protocol.models import BotStatus, Op, SourceKind
 
 router = Router(name="manage")
 
@@ -135,13 +135,23 @@ async def press_delete_cancel(query: CallbackQuery, callback_data: BotCb, caller
 
 
 @router.callback_query(BotCb.filter(F.action == BotAction.UPDATE))
-async def press_update(query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller) -> None:
+async def press_update(
+    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, runner: RunnerClient
+) -> None:
     target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    status = await ops.status(runner, caller, target)
     await query.answer()
-    await bot.send_message(
-        query.from_user.id,
-        _(
-            "Send the new .py file with the caption <code>/update {name}</code> "
-            "(add KEY=VALUE to change env)."
-        ).format(name=escape(target.ref(caller.id))),
-    )
+    await bot.send_message(query.from_user.id, update_hint(status, target, caller))
+
+
+def update_hint(status: BotStatus, target: Target, caller: Caller) -> str:
+    name = escape(target.ref(caller.id))
+    if status.source.kind is SourceKind.GIT:
+        return _(
+            "Send <code>/update {name}</code> to pull the latest commit of <b>{branch}</b> "
+            "(or <code>--branch B</code>, <code>--commit SHA</code>). A .py or .zip with that caption "
+            "replaces the code instead."
+        ).format(name=name, branch=escape(status.source.branch or "main"))
+    return _(
+        "Send the new .py file with the caption <code>/update {name}</code> (add KEY=VALUE to change env)."
+    ).format(name=name)

@@ -46,12 +46,25 @@ def help_text(caller: Caller) -> str:
 
 
 def deploy_howto() -> str:
-    return _(
+    files = _(
         "<b>Deploying</b>: send a .py file with the caption <code>/start_bot name KEY=VALUE ...</code> "
         "(or reply <code>/start_bot name</code> to a file, or send the file alone for a guided setup). "
         'Quote values with spaces: <code>GREETING="hello world"</code>. Messages carrying env values '
         "are deleted once read."
     )
+    git = _(
+        "<b>From git</b>: <code>/start_bot name --git https://github.com/you/bot.git "
+        "[--branch B] [--entrypoint PATH] KEY=VALUE ...</code>. The entry point is "
+        "<code>__main__.py</code>, <code>main.py</code> or <code>bot.py</code> unless you name one; "
+        "<code>requirements.txt</code> or <code>pyproject.toml</code> dependencies are installed, "
+        "and a <code>Dockerfile</code> is built. <code>/update name</code> pulls the latest commit "
+        "(<code>--branch B</code>, <code>--commit SHA</code>)."
+    )
+    package = _(
+        "<b>A .zip package</b> (the bot's folder with its requirements.txt) deploys like a "
+        "repository: send it with the caption <code>/start_bot name</code>."
+    )
+    return "\n\n".join([files, git, package])
 
 
 @router.message(CommandStart())

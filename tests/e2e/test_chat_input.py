@@ -27,7 +27,8 @@ def assert_nothing_deployed(chat: Chat, docker_client: docker.DockerClient, name
     ("filename", "data", "answer"),
     [
         ("notes.txt", b"hello\n", "is not a Python file"),
-        ("bot.zip", b"PK\x03\x04", "come with git mode"),
+        ("bot.zip", b"PK\x03\x04", "not a valid .zip archive"),
+        ("fake.zip", b"print(1)\n", "not a .zip archive"),
         ("image.png", b"\x89PNG\r\n", "is not a Python file"),
         ("binary.py", b"\x7fELF\x02\x01\x01\x00\x00\x00", "binary"),
         ("latin.py", b"print('\xff\xfe')\n", "binary"),
@@ -140,8 +141,8 @@ def test_commands_without_a_name_show_usage(chat_user: Callable[..., Chat]) -> N
         ("/restart", "Usage: /restart name"),
         ("/delete", "Usage: /delete name"),
         ("/env", "Usage: /env name"),
-        ("/start_bot", "Usage: send a .py file"),
-        ("/update", "Usage: send the new .py file"),
+        ("/start_bot", "Usage: send a .py or .zip"),
+        ("/update", "Usage: send the new .py or .zip"),
     ]:
         mark = chat.mark()
         chat.send(command)
@@ -155,7 +156,7 @@ def test_update_without_a_file_and_of_an_unknown_bot(
     ghost = unique_name("ghost")
     mark = chat.mark()
     chat.send(f"/update {ghost}")
-    chat.wait("Usage: send the new .py file", after=mark)
+    chat.wait(f"No bot named {ghost}", after=mark)  # nothing to pull, nor to send a file to
     mark = chat.mark()
     chat.send_file("bot.py", example("echo_bot_v2.py"), f"/update {ghost}")
     progress = chat.wait("⏳", after=mark)

@@ -36,14 +36,15 @@ def doc(name: str | None, size: int | None = 100) -> Document:
     return Document(file_id="f", file_unique_id="u", file_name=name, file_size=size)
 
 
-def test_a_small_py_passes(settings: Settings) -> None:
+def test_a_small_py_or_zip_passes(settings: Settings) -> None:
     check_document(doc("bot.py"), settings)
+    check_document(doc("Bot.ZIP"), settings)
     check_document(doc("BOT.PY", 20 * MB), settings)  # exactly the limit is fine
 
 
 @pytest.mark.parametrize(
     ("name", "answer"),
-    [("bot.zip", "come with git mode"), ("notes.txt", "not a Python file"), (None, "not a Python")],
+    [("bot.tar.gz", "not a Python file"), ("notes.txt", "not a Python file"), (None, "not a Python")],
 )
 def test_wrong_kinds(settings: Settings, name: str | None, answer: str) -> None:
     with pytest.raises(Refusal) as info:
