@@ -48,7 +48,7 @@ CONTEXT = (
     ".dockerignore",
     "pyproject.toml",
     "README.md",
-    "docker",
+    "deploy",
     "protocol",
     "runner",
     "controlbot",

@@ -301,7 +301,7 @@ def test_dockerignore_keeps_the_context_small_but_complete() -> None:
     lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()]
     rules = [ln for ln in lines if ln and not ln.startswith("#")]
     assert rules[0] == "*", "exclude everything, then allow what the image needs"
-    for needed in ("pyproject.toml", "README.md", "protocol/", "runner/", "controlbot/", "cli/", "docker/"):
+    for needed in ("pyproject.toml", "README.md", "protocol/", "runner/", "controlbot/", "cli/", "deploy/"):
         assert f"!{needed}" in rules, needed
 
 
