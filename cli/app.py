@@ -1,0 +1,127 @@
+"""`botrunner`: host and manage Telegram bots from a terminal or CI, through the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli import deploy, logs, render
+from cli.args import parse_env_changes
+from cli.context import DEFAULT_URL, Options, failures, options
+
+app = typer.Typer(
+    name="botrunner",
+    help="Host and manage Telegram bots from a terminal or CI. Get a token with /token in the control bot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+NameArg = Annotated[str, typer.Argument(help="The bot's name.", show_default=False)]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(envvar="BOTRUNNER_URL", help="The API's base URL.")] = DEFAULT_URL,
+    token: Annotated[
+        str | None, typer.Option(envvar="BOTRUNNER_TOKEN", help="Your API token.", show_default=False)
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+) -> None:
+    ctx.obj = Options(url=url, token=token, json=json_output)
+
+
+app.command()(deploy.start)
+app.command()(deploy.update)
+app.command()(logs.logs)
+
+
+@app.command("list")
+def list_bots(ctx: typer.Context) -> None:
+    """Your bots with their states, and the quota use."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        body = client.list_bots()
+    if opts.json:
+        render.print_json(body)
+        return
+    if not body["bots"]:
+        render.out.print(
+            f"no bots yet (bots: {render.quota_text(body.get('quota'))}); deploy one with "
+            "`botrunner start NAME --simple bot.py`",
+            markup=False,
+        )
+        return
+    render.out.print(render.bots_table(body["bots"], body.get("quota")))
+
+
+@app.command()
+def status(ctx: typer.Context, name: NameArg) -> None:
+    """A bot's state, uptime, restarts, resources against the limits, source and container."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        bot = client.bot(name)
+    if opts.json:
+        render.print_json(bot)
+    else:
+        render.out.print(render.status_card(bot))
+
+
+def _action(ctx: typer.Context, name: str, action: str, verb: str) -> None:
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        bot = client.action(name, action)
+    if opts.json:
+        render.print_json(bot)
+    else:
+        render.out.print(f"{render.state_label(bot['state'])}  {name} {verb}")
+
+
+@app.command()
+def stop(ctx: typer.Context, name: NameArg) -> None:
+    """Stop a bot. It keeps its slot, env and logs."""
+    _action(ctx, name, "stop", "stopped")
+
+
+@app.command()
+def restart(ctx: typer.Context, name: NameArg) -> None:
+    """Restart a bot."""
+    _action(ctx, name, "restart", "restarted")
+
+
+@app.command()
+def rm(ctx: typer.Context, name: NameArg) -> None:
+    """Delete a bot, its container and its data; this frees its slot."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        client.delete(name)
+    if opts.json:
+        render.print_json({"name": name, "deleted": True})
+    else:
+        render.out.print(f"🗑  {name} deleted")
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def env(
+    ctx: typer.Context,
+    name: NameArg,
+    changes: Annotated[
+        list[str] | None, typer.Argument(help="KEY=VALUE to set, -KEY to unset.", show_default=False)
+    ] = None,
+) -> None:
+    """Change a bot's env: KEY=VALUE sets a variable, -KEY unsets one. The bot restarts to apply them."""
+    opts = options(ctx)
+    patch = parse_env_changes(changes or [])
+    with failures(opts), opts.client() as client:
+        bot = client.set_env(name, patch)
+    if opts.json:
+        render.print_json(bot)
+        return
+    set_keys = [k for k, v in patch.items() if v is not None]
+    unset_keys = [k for k, v in patch.items() if v is None]
+    parts = ([f"set {', '.join(set_keys)}"] if set_keys else []) + (
+        [f"unset {', '.join(unset_keys)}"] if unset_keys else []
+    )
+    render.out.print(f"{render.state_label(bot['state'])}  {name}: {'; '.join(parts)}", markup=False)

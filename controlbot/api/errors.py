@@ -1,0 +1,196 @@
+"""The one place where errors become HTTP answers: an ErrorCode -> status table and the handlers.
+
+Every error leaves as `{"error": {"code", "message", "field", "detail"}}`; nobody sees a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from protocol.errors import BotrunnerError, ErrorCode
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE: dict[ErrorCode, int] = {
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.QUOTA_EXCEEDED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.ALREADY_EXISTS: 409,
+    ErrorCode.INVALID_STATE: 409,
+    ErrorCode.INVALID_NAME: 422,
+    ErrorCode.INVALID_SOURCE: 422,
+    ErrorCode.INVALID_ENV: 422,
+    ErrorCode.INVALID_INPUT: 422,
+    ErrorCode.GIT_REFUSED: 422,
+    ErrorCode.GIT_FAILED: 422,
+    ErrorCode.BUILD_FAILED: 422,
+    ErrorCode.DOCKER_UNAVAILABLE: 503,
+    ErrorCode.RUNNER_UNAVAILABLE: 503,
+    # The runner dropped the command unread, or did not answer in time: it is not serving now.
+    ErrorCode.EXPIRED: 503,
+    ErrorCode.TIMEOUT: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+# Which code a failed check on a request field gets; anything else is INVALID_INPUT.
+_CODE_BY_FIELD = {
+    "name": ErrorCode.INVALID_NAME,
+    "env": ErrorCode.INVALID_ENV,
+    "file": ErrorCode.INVALID_SOURCE,
+    "git_url": ErrorCode.GIT_REFUSED,
+    "branch": ErrorCode.GIT_REFUSED,
+    "commit": ErrorCode.GIT_REFUSED,
+    "entrypoint": ErrorCode.GIT_REFUSED,
+}
+INTERNAL_MESSAGE = "something went wrong on our side; try again"
+REDIS_DOWN_MESSAGE = "the queue (Redis) is unavailable; try again in a minute"
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="A machine-readable code such as QUOTA_EXCEEDED or NOT_FOUND.")
+    message: str = Field(description="A sentence that says what went wrong and what to do next.")
+    field: str | None = Field(None, description="The request field at fault, when there is one.")
+    detail: str | None = Field(None, description="More context, e.g. the tail of a failed build's log.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field, detail=detail))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def status_for(code: ErrorCode) -> int:
+    return STATUS_BY_CODE.get(code, 500)
+
+
+def wording(exc: BotrunnerError) -> str:
+    """The sentence for API users: the runner's names chat commands where the CLI has its own."""
+    if exc.code is ErrorCode.NOT_FOUND and exc.bot is not None:
+        return f"no bot named {exc.bot[:64]!r}; `botrunner list` (GET /api/bots) shows your bots"
+    return exc.message
+
+
+async def botrunner_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BotrunnerError)
+    status = status_for(exc.code)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "30"}
+    message = wording(exc)
+    owner = getattr(request.state, "owner", None)
+    log.info(
+        "%s %s owner=%s -> %s %s: %s",
+        request.method,
+        request.url.path,
+        owner,
+        status,
+        exc.code.value,
+        message,
+    )
+    return _response(status, exc.code.value, message, field=exc.field, detail=exc.detail, headers=headers)
+
+
+def code_for_field(field: str | None) -> ErrorCode:
+    return _CODE_BY_FIELD.get(field or "", ErrorCode.INVALID_INPUT)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    parts = [str(p) for p in loc if str(p) not in _LOCATIONS and not isinstance(p, int)]
+    if parts:
+        return parts[0]
+    return str(loc[0]) if loc else None  # the body as a whole, e.g. not a JSON object
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    field = _field_of(first.get("loc", ()))
+    code = code_for_field(field)
+    msg = str(first.get("msg", "invalid request"))
+    message = f"{field}: {msg}" if field else msg
+    return _response(422, code.value, message, field=field)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        return _response(404, ErrorCode.NOT_FOUND.value, "no such path; /docs lists the API", headers=headers)
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _response(405, "METHOD_NOT_ALLOWED", "this method is not allowed here", headers=headers)
+    if exc.status_code == 400:
+        # A body that cannot be parsed at all (a broken multipart stream) is invalid input as well.
+        return _response(422, ErrorCode.INVALID_INPUT.value, f"the request body is malformed: {exc.detail}")
+    return _response(exc.status_code, "HTTP_ERROR", str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The documented methods of this path: Starlette's own Allow names only the first route's."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
+async def redis_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis error on %s %s: %s", request.method, request.url.path, exc)
+    return _response(
+        503,
+        ErrorCode.RUNNER_UNAVAILABLE.value,
+        "the queue (Redis) is unavailable; try again in a minute",
+        headers={"Retry-After": "30"},
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _response(500, ErrorCode.INTERNAL.value, INTERNAL_MESSAGE)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(BotrunnerError, botrunner_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RedisError, redis_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Declared on every /api route so the OpenAPI document lists each error it can answer.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _doc("Missing, wrong or revoked token (code UNAUTHORIZED)."),
+    403: _doc("Quota exceeded (QUOTA_EXCEEDED) or not allowed (FORBIDDEN)."),
+    404: _doc("No such bot among yours, or an invalid name in the path (NOT_FOUND)."),
+    409: _doc("The name already exists (ALREADY_EXISTS) or the bot's state forbids it (INVALID_STATE)."),
+    422: _doc("Invalid input, naming the field; BUILD_FAILED carries the build log tail in `detail`."),
+    503: _doc("The runner, Docker or Redis is unavailable (RUNNER_UNAVAILABLE, DOCKER_UNAVAILABLE ...)."),
+}

@@ -1,0 +1,58 @@
+"""A bot's logs: JSON lines by default, plain text on `Accept: text/plain`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from controlbot.api.calls import NDJSON, call, command
+from controlbot.api.deps import Auth, BotName, Ctx
+from controlbot.api.errors import ERROR_RESPONSES
+from controlbot.api.forms import SinceQuery, TailQuery
+from controlbot.api.schemas import LogLine
+from protocol.models import Op
+from protocol.timeparse import parse_since
+
+router = APIRouter(prefix="/api/bots/{name}", tags=["logs"], responses=ERROR_RESPONSES)
+
+LOG_TIME_HEADER = "X-Log-Time"
+
+_LOGS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": 'One JSON object per line, `{"line": ...}`; the raw text on `Accept: text/plain`.',
+        "content": {
+            NDJSON: {"schema": {"$ref": "#/components/schemas/LogLine"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+        "headers": {
+            LOG_TIME_HEADER: {
+                "description": "Server time (epoch seconds) the logs were read at: the next `since` to poll.",
+                "schema": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{6}$"},
+            }
+        },
+    }
+}
+
+
+def prefers_text(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/plain" in accept and NDJSON not in accept
+
+
+@router.get("/logs", response_class=Response, summary="A bot's last output lines", responses=_LOGS_RESPONSE)
+async def get_logs(
+    request: Request, ctx: Ctx, caller: Auth, name: BotName, tail: TailQuery = 30, since: SinceQuery = None
+) -> Response:
+    since_epoch = parse_since(since, strict=True) if since is not None else None
+    if since_epoch is not None and since_epoch < 1:
+        since_epoch = None  # since the epoch (or before): every line
+    read_at = time.time()
+    result = await call(ctx, command(caller, Op.LOGS, name=name, tail=tail, since=since_epoch))
+    text = result.logs or ""
+    headers = {LOG_TIME_HEADER: f"{read_at:.6f}"}
+    if prefers_text(request):
+        return Response(text, media_type="text/plain; charset=utf-8", headers=headers)
+    body = "".join(LogLine(line=line).model_dump_json() + "\n" for line in text.splitlines())
+    return Response(body, media_type=NDJSON, headers=headers)

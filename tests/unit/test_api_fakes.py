@@ -1,0 +1,276 @@
+"""An in-memory stand-in for RunnerClient, for the API's unit tests only (e2e tests use the real runner).
+
+It answers like the runner: typed errors as failed Results, progress before a deploy's result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from controlbot import tokens
+from controlbot.api import create_app
+from controlbot.settings import Settings
+from protocol import keys
+from protocol.client import DEFAULT_TIMEOUT_S, ProgressCallback
+from protocol.errors import (
+    AlreadyExists,
+    BotrunnerError,
+    ErrorCode,
+    NotFound,
+    QuotaExceeded,
+    RunnerUnavailable,
+)
+from protocol.models import (
+    BotState,
+    BotStatus,
+    Command,
+    Desired,
+    ErrorInfo,
+    Limits,
+    Op,
+    Progress,
+    QuotaInfo,
+    Result,
+    RunnerHealth,
+    SourceInfo,
+    SourceKind,
+    Stage,
+)
+
+LIMITS = Limits(memory_bytes=256 * 1024 * 1024, cpu=0.5, pids=128)
+
+
+@dataclass
+class FakeBot:
+    owner: int
+    name: str
+    source: SourceInfo
+    env: dict[str, str] = field(default_factory=dict)
+    running: bool = True
+    restarts: int = 0
+    logs: list[str] = field(default_factory=list)
+
+    def status(self) -> BotStatus:
+        now = time.time()
+        return BotStatus(
+            owner=self.owner,
+            name=self.name,
+            state=BotState.RUNNING if self.running else BotState.STOPPED,
+            desired=Desired.RUNNING if self.running else Desired.STOPPED,
+            uptime_seconds=12.0 if self.running else None,
+            restart_count=self.restarts,
+            limits=LIMITS,
+            source=self.source,
+            env_masked={k: "••••••" for k in sorted(self.env)},
+            container_id="c0ffee" * 10 + "beef" if self.running else None,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+class FakeRunner:
+    """Implements the part of RunnerClient the API uses: health, submit, wait, call."""
+
+    def __init__(self, quota: int = 3) -> None:
+        self.up = True
+        self.quota = quota
+        self.bots: dict[tuple[int, str], FakeBot] = {}
+        self.commands: list[Command] = []
+        self.payloads: dict[str, bytes | None] = {}
+        self.fail_next: BotrunnerError | None = None
+        self._pending: dict[str, Command] = {}
+
+    async def health(self) -> RunnerHealth | None:
+        return RunnerHealth(runner_id="fake", ts=time.time(), docker_ok=True) if self.up else None
+
+    async def submit(self, cmd: Command, payload: bytes | None = None) -> None:
+        if not self.up:
+            raise RunnerUnavailable()
+        self.commands.append(cmd)
+        self.payloads[cmd.request_id] = payload
+        self._pending[cmd.request_id] = cmd
+
+    async def wait(
+        self,
+        request_id: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        on_progress: ProgressCallback | None = None,
+    ) -> Result:
+        cmd = self._pending.pop(request_id)
+        if cmd.op in (Op.START, Op.UPDATE) and on_progress is not None:
+            stages = [Stage.STOPPING, Stage.STARTING] if cmd.op is Op.UPDATE else [Stage.STARTING]
+            for stage in stages:
+                await on_progress(Progress(request_id=request_id, stage=stage))
+        try:
+            if self.fail_next is not None:
+                exc, self.fail_next = self.fail_next, None
+                raise exc
+            return self._apply(cmd, self.payloads.get(request_id))
+        except BotrunnerError as e:
+            return Result(request_id=request_id, ok=False, error=ErrorInfo.from_exc(e))
+
+    async def call(
+        self,
+        cmd: Command,
+        payload: bytes | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        on_progress: ProgressCallback | None = None,
+    ) -> Result:
+        await self.submit(cmd, payload)
+        return await self.wait(cmd.request_id, timeout=timeout, on_progress=on_progress)
+
+    # --- the operations ---------------------------------------------------------------------
+
+    def _bot(self, cmd: Command) -> FakeBot:
+        assert cmd.name is not None
+        bot = self.bots.get((cmd.owner, cmd.name))
+        if bot is None:
+            raise NotFound(cmd.name)
+        return bot
+
+    def _used(self, owner: int) -> int:
+        return sum(1 for o, _ in self.bots if o == owner)
+
+    def _apply(self, cmd: Command, payload: bytes | None) -> Result:
+        rid = cmd.request_id
+        if cmd.op is Op.LIST:
+            bots = [b.status() for b in self.bots.values() if cmd.all_owners or b.owner == cmd.owner]
+            return Result(
+                request_id=rid, bots=bots, quota=QuotaInfo(used=self._used(cmd.owner), limit=self.quota)
+            )
+        if cmd.op is Op.START and cmd.source is not None:
+            return Result(request_id=rid, bot=self._create(cmd, payload).status())
+        bot = self._bot(cmd)
+        if cmd.op is Op.START or cmd.op is Op.RESTART:
+            bot.running = True
+            bot.restarts += cmd.op is Op.RESTART
+        elif cmd.op is Op.STOP:
+            bot.running = False
+        elif cmd.op is Op.UPDATE:
+            self._update(bot, cmd, payload)
+        elif cmd.op is Op.SET_ENV:
+            bot.env.update(cmd.env or {})
+            for key in cmd.unset:
+                bot.env.pop(key, None)
+        elif cmd.op is Op.DELETE:
+            del self.bots[(bot.owner, bot.name)]
+            return Result(request_id=rid)
+        elif cmd.op is Op.LOGS:
+            return Result(request_id=rid, logs="".join(line + "\n" for line in bot.logs[-cmd.tail :]))
+        return Result(request_id=rid, bot=bot.status())
+
+    def _create(self, cmd: Command, payload: bytes | None) -> FakeBot:
+        assert cmd.name is not None and cmd.source is not None
+        if (cmd.owner, cmd.name) in self.bots:
+            raise AlreadyExists(cmd.name)
+        if self._used(cmd.owner) >= self.quota:
+            raise QuotaExceeded(self.quota)
+        if cmd.source.kind is SourceKind.GIT and cmd.source.git_url and "broken" in cmd.source.git_url:
+            raise BotrunnerError(
+                "pip install failed", code=ErrorCode.BUILD_FAILED, detail="ERROR: No matching dist"
+            )
+        info = SourceInfo(
+            kind=cmd.source.kind,
+            filename=cmd.source.filename,
+            sha256=hashlib.sha256(payload).hexdigest() if payload else None,
+            git_url=cmd.source.git_url,
+            branch=cmd.source.branch,
+            commit="abc1234" if cmd.source.kind is SourceKind.GIT else None,
+        )
+        bot = FakeBot(owner=cmd.owner, name=cmd.name, source=info, env=dict(cmd.env or {}))
+        bot.logs.append(f"started {cmd.name}")
+        self.bots[(cmd.owner, cmd.name)] = bot
+        return bot
+
+    def _update(self, bot: FakeBot, cmd: Command, payload: bytes | None) -> None:
+        if cmd.pull and bot.source.kind is not SourceKind.GIT:
+            raise BotrunnerError("this bot was not deployed from git", code=ErrorCode.INVALID_STATE)
+        if payload is not None:
+            bot.source = bot.source.model_copy(update={"sha256": hashlib.sha256(payload).hexdigest()})
+        if cmd.env is not None:
+            bot.env = dict(cmd.env)
+        bot.running = True
+
+
+# --- the API under test, over ASGI ------------------------------------------------------
+
+ADMIN, USER, STRANGER = 1001, 2002, 3003
+BOT_TOKEN = "123456:control-bot-own-token"
+PY = b"print('hello')\n"
+
+
+class FakeRedis:
+    """Just what the API asks of Redis: token lookups and a ping."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.down = False
+
+    async def get(self, key: str) -> bytes | None:
+        if self.down:
+            raise RedisConnectionError("connection refused")
+        return self.data.get(key)
+
+    async def ping(self) -> bool:
+        await self.get("ping")
+        return True
+
+    def mint(self, owner: int) -> str:
+        token = tokens.new_token()
+        self.data[keys.api_token(tokens.hash_token(token))] = str(owner).encode()
+        return token
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, runner: FakeRunner, redis: FakeRedis) -> None:
+        self.client = client
+        self.runner = runner
+        self.redis = redis
+        self.user_token = redis.mint(USER)
+        self.admin_token = redis.mint(ADMIN)
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.user_token}"}
+
+    async def deploy(self, name: str, **extra: Any) -> httpx.Response:
+        files = {"file": ("bot.py", PY, "text/x-python")}
+        return await self.client.post(
+            "/api/bots", data={"name": name, **extra}, files=files, headers=self.auth()
+        )
+
+
+def make_settings() -> Settings:
+    return Settings(
+        bot_token=BOT_TOKEN,
+        admin_ids=[ADMIN],
+        allowed_user_ids=[USER],
+        git_allowed_schemes=["https", "git"],
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    runner, redis = FakeRunner(quota=3), FakeRedis()
+    app = create_app(make_settings(), cast(Any, runner), cast(Redis, redis))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield Api(client, runner, redis)
+
+
+def error_of(resp: httpx.Response) -> dict[str, Any]:
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    assert {"code", "message", "field"} <= set(body["error"])
+    return cast(dict[str, Any], body["error"])
