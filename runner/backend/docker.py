@@ -114,8 +114,8 @@ class DockerBackend:
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
-        except (docker.errors.APIError, docker.errors.NotFound):
-            raise
+        except (docker.errors.APIError, docker.errors.NotFound, docker.errors.InvalidArgument):
+            raise  # Docker answered: not an outage
         except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as e:
             self._reset()
             raise DockerUnavailable() from e
@@ -255,8 +255,8 @@ class DockerBackend:
     async def logs(self, owner: int, name: str, tail: int | None, since: float | None) -> str:
         def run() -> str:
             kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail if tail else "all"}
-            if since is not None:
-                kwargs["since"] = int(since)
+            if since is not None and since > 0:  # docker-py refuses 0 and below; they filter nothing
+                kwargs["since"] = float(since)
             try:
                 raw = self.client.api.logs(names.container_name(owner, name), **kwargs)
             except docker.errors.NotFound:

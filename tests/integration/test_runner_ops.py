@@ -382,3 +382,23 @@ async def test_set_env_restarts_with_new_values(runner_client: RunnerClient, uni
 async def test_system_info(runner_client: RunnerClient) -> None:
     res = await call(runner_client, Op.SYSTEM, 1, admin=True)
     assert res.ok and res.system is not None and res.system.docker_version
+
+
+async def test_logs_since_filters_by_time(runner_client: RunnerClient, unique_name) -> None:
+    owner, name = owner_id(), unique_name("since")
+    code = (
+        b"import time\nprint('early', flush=True)\ntime.sleep(2)\n"
+        b"print('late', flush=True)\ntime.sleep(600)\n"
+    )
+    await start_bot(runner_client, owner, name, code)
+
+    async def both() -> bool:
+        return "late" in ((await call(runner_client, Op.LOGS, owner, name)).logs or "")
+
+    await eventually(both)
+    everything = await call(runner_client, Op.LOGS, owner, name, since=0)
+    assert everything.ok and "early" in (everything.logs or "")
+    status = (await call(runner_client, Op.STATUS, owner, name)).bot
+    assert status is not None and status.started_at is not None
+    recent = await call(runner_client, Op.LOGS, owner, name, since=status.started_at + 1.5)
+    assert recent.ok and "late" in (recent.logs or "") and "early" not in (recent.logs or "")
