@@ -238,3 +238,33 @@ async def test_redis_outage_is_survived(runner_factory: Callable[..., RunnerProc
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)
+
+
+async def test_bots_get_a_network_of_their_own(
+    runner_factory: Callable[..., RunnerProcess],
+    docker_client: docker.DockerClient,
+    test_session_id: str,
+    unique_name,
+) -> None:
+    """RUNNER_NETWORK_MODE names a bridge the runner creates, with inter-bot traffic off.
+
+    Nothing is sent over it: the bot only sleeps, so no traffic leaves loopback in this test."""
+    network = f"botrunner-bots-{test_session_id}"
+    rp = runner_factory(RUNNER_NETWORK_MODE=network).start()
+    redis = Redis.from_url(rp.redis_url)
+    try:
+        [net] = docker_client.networks.list(names=[network])
+        net.reload()
+        assert net.attrs["Driver"] == "bridge"
+        assert net.attrs["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+        assert net.attrs["Labels"].get("botrunner.instance") == test_session_id
+        owner, name = owner_id(), unique_name("net")
+        await start_bot(RunnerClient(redis), owner, name)
+        [c] = containers_of(docker_client, owner, name)
+        assert c.attrs["HostConfig"]["NetworkMode"] == network
+        c.remove(force=True)
+    finally:
+        await redis.aclose()
+        rp.stop()
+        for n in docker_client.networks.list(names=[network]):
+            n.remove()
