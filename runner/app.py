@@ -16,9 +16,9 @@ from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
 from runner.backend.docker import DockerBackend
 from runner.builds.cache import ImageCache
-from runner.builds.runtime import ensure_runtime_image
+from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
-from runner.operations import Operations, RuntimeImage
+from runner.operations import Operations
 from runner.reconcile import reconcile
 from runner.settings import Settings
 from runner.sources import Sources
@@ -59,7 +59,6 @@ class Runner:
             self.backend,
             self.bus,
             self.watcher,
-            self.runtime,
             Sources(settings, self.images, self.runtime.get),
         )
         self.worker = Worker(settings, self.redis, self.ops)

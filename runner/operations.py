@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from redis.asyncio import Redis
@@ -61,7 +60,6 @@ class Operations:
         backend: Backend,
         bus: EventBus,
         watcher: EventWatcher,
-        runtime_image: RuntimeImage,
         sources: Sources,
     ) -> None:
         self.settings = settings
@@ -70,7 +68,6 @@ class Operations:
         self.backend = backend
         self.bus = bus
         self.watcher = watcher
-        self.runtime_image = runtime_image
         self.sources = sources
         self.limits = Limits(
             memory_bytes=settings.memory_limit_bytes, cpu=settings.bot_cpu_limit, pids=settings.bot_pids_limit
@@ -327,25 +324,3 @@ class Operations:
                 bots_total=len(records),
             ),
         )
-
-
-class RuntimeImage:
-    """The shared runtime image, built once in the background; operations await it."""
-
-    def __init__(self) -> None:
-        self._ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def set(self, tag: str) -> None:
-        if not self._ready.done():
-            self._ready.set_result(tag)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self._ready.done():
-            self._ready.set_exception(exc)
-
-    def reset(self) -> None:
-        if self._ready.done():
-            self._ready = asyncio.get_running_loop().create_future()
-
-    async def get(self) -> str:
-        return await asyncio.shield(self._ready)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import docker
@@ -40,3 +41,25 @@ def ensure_runtime_image(
     ctx = runtime_context(base, packages, ca_bundle)
     tag = f"{RUNTIME_REPO}:{ctx.digest(base_image_id(client, base))}"
     return build(client, ctx, tag, network=network, timeout=timeout, memory_bytes=memory_bytes)
+
+
+class RuntimeImage:
+    """The shared runtime image, built once in the background; operations await it."""
+
+    def __init__(self) -> None:
+        self._ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def set(self, tag: str) -> None:
+        if not self._ready.done():
+            self._ready.set_result(tag)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self._ready.done():
+            self._ready.set_exception(exc)
+
+    def reset(self) -> None:
+        if self._ready.done():
+            self._ready = asyncio.get_running_loop().create_future()
+
+    async def get(self) -> str:
+        return await asyncio.shield(self._ready)
