@@ -20,6 +20,8 @@ from protocol.errors import BotrunnerError, ErrorCode
 
 log = logging.getLogger(__name__)
 
+BUILD_LOG_TAIL_LINES = 40
+
 STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
@@ -109,7 +111,10 @@ async def botrunner_error(request: Request, exc: Exception) -> JSONResponse:
         exc.code.value,
         message,
     )
-    return _response(status, exc.code.value, message, field=exc.field, detail=exc.detail, headers=headers)
+    detail = exc.detail
+    if exc.code is ErrorCode.BUILD_FAILED and detail:
+        detail = "\n".join(detail.splitlines()[-BUILD_LOG_TAIL_LINES:])  # the runner sends it whole
+    return _response(status, exc.code.value, message, field=exc.field, detail=detail, headers=headers)
 
 
 def code_for_field(field: str | None) -> ErrorCode:

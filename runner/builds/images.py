@@ -140,5 +140,11 @@ def build(
     return tag
 
 
-def tail(lines: list[str], n: int = 40) -> str:
-    return "\n".join(lines[-n:])
+# A failed build's log travels whole in ErrorInfo.detail, so the chat can send it as a .txt and
+# show its last lines; only a runaway log is cut, from the top.
+MAX_LOG_LINES = 5_000
+MAX_LOG_CHARS = 256_000
+
+
+def tail(lines: list[str], n: int = MAX_LOG_LINES) -> str:
+    return "\n".join(lines[-n:])[-MAX_LOG_CHARS:]

@@ -7,6 +7,7 @@ so the session's stack keeps its defaults and its runner is never stopped.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +99,19 @@ def test_refused_git_urls_exit_1(user: ApiUser) -> None:
         result = user.cli("start", "refused", "--git", url)
         assert result.returncode == 1, (url, result.stdout)
         assert result.stderr.startswith("GIT_REFUSED: "), (url, result.stderr)
+
+
+def test_a_failed_build_is_422_with_the_log_tail(user: ApiUser, git: GitServer) -> None:
+    missing = f"botrunner-no-such-package-{secrets.token_hex(4)}"
+    git.create("baddeps", {"requirements.txt": f"{missing}==0.0.1\n".encode(), "main.py": BOT_V1})
+    resp = user.http.post("/api/bots", data={"name": "baddeps", "git_url": git.url("baddeps")})
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "BUILD_FAILED"
+    assert missing in error["detail"] and 0 < len(error["detail"].splitlines()) <= 40
+    result = user.cli("start", "baddeps", "--git", git.url("baddeps"))
+    assert result.returncode == 1 and result.stderr.startswith("BUILD_FAILED: "), result.stderr
+    assert json.loads(user.cli("--json", "list").stdout)["quota"]["used"] == 0  # no slot taken
 
 
 def test_pull_of_a_file_bot_fails(user: ApiUser, tmp_path: Path) -> None:
