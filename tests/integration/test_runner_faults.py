@@ -18,7 +18,8 @@ from protocol import keys
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
 from protocol.models import BotState, Command, Op, SourceKind, SourceSpec
-from tests.fixtures.runner import REPO, RunnerProcess
+from tests.fixtures.process import REPO
+from tests.fixtures.runner import RunnerProcess
 from tests.integration.helpers import SLEEPER, call, containers_of, eventually, start_bot
 
 pytestmark = pytest.mark.integration
