@@ -111,7 +111,8 @@ def test_deploy_from_git_with_dependencies_then_pull_new_commits(
     # One message went through the stages, at most about once a second, and ended as the card.
     assert text.startswith("⏳ cloning → 📦 installing dependencies → 🚀 starting → 🟢 running"), text
     edits = progress_texts(fake_telegram, controlbot, chat, card)
-    assert any(t.endswith("📦 installing dependencies…") for t in edits), edits
+    # Edits are throttled to about one a second, so a quick pip may never show as the last stage.
+    assert any("📦 installing dependencies" in t for t in edits), edits
     assert len(edits) <= 4, edits
     assert "entry point: main.py; dependencies: installed (1)" in text
     assert f"Source: {url} (main)" in text
