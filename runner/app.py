@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -66,6 +67,7 @@ class Runner:
         self.docker_version: str | None = None
         # None until the first probe; reconciling on recovery needs a known outage first.
         self.docker_ok: bool | None = None
+        self._probed = asyncio.Event()
         self._bg: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -103,6 +105,9 @@ class Runner:
 
     async def _heartbeat(self) -> None:
         """Beat on time whatever Docker does: the docker probe runs in its own task."""
+        # The first beat waits (briefly) for the first probe, so it never claims an unknown Docker.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._probed.wait(), DOCKER_PROBE_TIMEOUT_S + 1)
         while True:
             await self._beat()
             await asyncio.sleep(keys.HEARTBEAT_INTERVAL)
@@ -112,7 +117,7 @@ class Runner:
             health = RunnerHealth(
                 runner_id=self.settings.runner_id,
                 ts=time.time(),
-                docker_ok=self.docker_ok is not False,
+                docker_ok=bool(self.docker_ok),
                 docker_version=self.docker_version,
             )
             await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
@@ -124,7 +129,7 @@ class Runner:
             try:
                 self.docker_version = await asyncio.wait_for(self.backend.version(), DOCKER_PROBE_TIMEOUT_S)
                 ok = True
-            except (DockerUnavailable, TimeoutError):
+            except Exception:  # unavailable, timed out, or an error answer: not usable either way
                 ok = False
             changed = ok is not self.docker_ok
             if ok and self.docker_ok is False:
@@ -135,6 +140,7 @@ class Runner:
             elif not ok and self.docker_ok is not False:
                 log.warning("docker does not answer")
             self.docker_ok = ok
+            self._probed.set()
             if changed:
                 await self._beat()
             await asyncio.sleep(keys.HEARTBEAT_INTERVAL)
