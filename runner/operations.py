@@ -289,10 +289,8 @@ class Operations:
         owners = await self.store.owners() if cmd.all_owners and cmd.admin else [cmd.owner]
         bots: list[BotStatus] = []
         for owner in owners:
-            for name in await self.store.names(owner):
-                rec = await self.store.get(owner, name)
-                if rec is not None:
-                    bots.append(await self.bot_status(rec))
+            for rec in await self.store.records(owner):
+                bots.append(await self.bot_status(rec))
         used, limit = await self.store.quota(cmd.owner)
         return Result(request_id=cmd.request_id, bots=bots, quota=QuotaInfo(used=used, limit=limit))
 

@@ -104,13 +104,18 @@ class StateStore:
         raw = await self.redis.smembers(keys.OWNERS)
         return sorted(int(o) for o in raw)
 
+    async def records(self, owner: int) -> list[BotRecord]:
+        """An owner's bots, read in one round trip."""
+        names = await self.names(owner)
+        if not names:
+            return []
+        raws = await self.redis.mget([keys.bot(owner, name) for name in names])
+        return [BotRecord.model_validate_json(raw) for raw in raws if raw is not None]
+
     async def all_records(self) -> list[BotRecord]:
         out: list[BotRecord] = []
         for owner in await self.owners():
-            for name in await self.names(owner):
-                rec = await self.get(owner, name)
-                if rec is not None:
-                    out.append(rec)
+            out.extend(await self.records(owner))
         return out
 
     async def quota(self, owner: int) -> tuple[int, int]:
