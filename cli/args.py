@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import typer
 
 from protocol.errors import BotrunnerError
+from protocol.rules import ENV_KEY_RE
 from protocol.timeparse import format_since, parse_since
-
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 def parse_env_set(items: list[str]) -> dict[str, str]:

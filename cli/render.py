@@ -76,10 +76,8 @@ def quota_text(quota: dict[str, Any] | None) -> str:
     return f"{quota['used']}/{quota['limit']}"
 
 
-def bots_table(bots: list[dict[str, Any]], quota: dict[str, Any] | None, viewer_all: bool = False) -> Table:
+def bots_table(bots: list[dict[str, Any]], quota: dict[str, Any] | None) -> Table:
     table = Table(title=None, caption=f"bots: {quota_text(quota)}", caption_justify="left", box=None)
-    if viewer_all:
-        table.add_column("OWNER")
     for column in ("NAME", "STATE", "UPTIME", "RESTARTS", "SOURCE"):
         table.add_column(column, no_wrap=column in ("NAME", "STATE"))
     for bot in bots:
@@ -90,7 +88,7 @@ def bots_table(bots: list[dict[str, Any]], quota: dict[str, Any] | None, viewer_
             str(bot.get("restart_count", 0)),
             source_text(bot.get("source") or {}),
         ]
-        table.add_row(*([str(bot["owner"])] if viewer_all else []), *row)
+        table.add_row(*row)
     return table
 
 

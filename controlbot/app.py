@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-from collections.abc import Coroutine
-from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
@@ -20,6 +17,8 @@ from redis.asyncio import Redis
 
 from controlbot import commands, errors
 from controlbot.alerts import AlertConsumer
+from controlbot.api import serve
+from controlbot.gateway import Gateway
 from controlbot.handlers import (
     admin,
     cancel,
@@ -32,6 +31,7 @@ from controlbot.handlers import (
     manage,
     start,
     status,
+    token,
 )
 from controlbot.i18n import create_i18n
 from controlbot.middlewares.access import AccessMiddleware
@@ -51,15 +51,6 @@ def create_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
-def optional_router(module: str) -> Router | None:
-    """A router another part of the project may provide (e.g. /token with the HTTP API)."""
-    try:
-        router = importlib.import_module(module).router
-    except ImportError:
-        return None
-    return router if isinstance(router, Router) else None
-
-
 def routers(settings: Settings) -> list[Router]:
     """Feature routers, in the order they get a chance at an update. /cancel first, fallback last."""
     found: list[Router] = [
@@ -74,34 +65,25 @@ def routers(settings: Settings) -> list[Router]:
         listing.router,
         admin.router,
     ]
-    if settings.api_enabled and (token := optional_router("controlbot.handlers.token")) is not None:
-        found.append(token)
+    if settings.api_enabled:
+        found.append(token.router)
     # The flow takes stray files and texts while it waits for them, so only after every command.
     found += [flow.router, fallback.router]
     return found
 
 
-def create_dispatcher(settings: Settings, runner: RunnerClient, redis: Redis, i18n: I18n) -> Dispatcher:
-    dp = Dispatcher(storage=MemoryStorage(), settings=settings, runner=runner, redis=redis, i18n=i18n)
+def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
+    return Gateway(runner, bot_token=settings.bot_token, max_upload_bytes=settings.max_upload_bytes)
+
+
+def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: I18n) -> Dispatcher:
+    dp = Dispatcher(storage=MemoryStorage(), settings=settings, gateway=gateway, redis=redis, i18n=i18n)
     LocaleMiddleware(i18n, redis, remember=settings.is_allowed).setup(dp)
     access = AccessMiddleware(settings)  # after the locale middleware, so the refusal is translated
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
     dp.include_routers(*routers(settings))
     return dp
-
-
-def api_server(settings: Settings, runner: RunnerClient, redis: Redis) -> Coroutine[Any, Any, None] | None:
-    """The HTTP API coroutine when it is enabled and installed, else None."""
-    if not settings.api_enabled:
-        return None
-    try:
-        api = importlib.import_module("controlbot.api")
-    except ImportError:
-        log.warning("API_ENABLED is true but controlbot.api is not available; serving chat only")
-        return None
-    coro: Coroutine[Any, Any, None] = api.serve(settings, runner, redis)
-    return coro
 
 
 def _report_end(task: asyncio.Task[None]) -> None:
@@ -112,13 +94,13 @@ def _report_end(task: asyncio.Task[None]) -> None:
 
 async def run(settings: Settings) -> None:
     """Poll Telegram until SIGINT/SIGTERM, with crash alerts and the HTTP API alongside."""
-    # redis-py 8 times reads out after 5 s by default: too short for the 5 s BLPOP of RunnerClient.wait
-    # and the blocking XREADGROUP of the alerts, so reads get a margin above the longest block.
+    # redis-py 8 times reads out after 5 s by default: blocking reads (the alerts' XREADGROUP, the
+    # replies' BLPOP) get a margin above the longest block instead.
     redis = Redis.from_url(settings.redis_url, socket_timeout=REDIS_READ_TIMEOUT_S, socket_connect_timeout=5)
-    runner = RunnerClient(redis)
+    gateway = create_gateway(settings, RunnerClient(redis))
     i18n = create_i18n()
     bot = create_bot(settings)
-    dp = create_dispatcher(settings, runner, redis, i18n)
+    dp = create_dispatcher(settings, gateway, redis, i18n)
     tasks: list[asyncio.Task[None]] = []
 
     async def on_startup() -> None:
@@ -127,8 +109,8 @@ async def run(settings: Settings) -> None:
         except Exception:  # the menu is a nicety; polling must start regardless
             log.exception("setMyCommands failed")
         tasks.append(asyncio.create_task(AlertConsumer(bot, redis, i18n).run(), name="alerts"))
-        if (coro := api_server(settings, runner, redis)) is not None:
-            tasks.append(asyncio.create_task(coro, name="http-api"))
+        if settings.api_enabled:
+            tasks.append(asyncio.create_task(serve(settings, gateway, redis), name="http-api"))
         for task in tasks:
             task.add_done_callback(_report_end)
         log.info("control bot started; admins=%s", settings.admin_ids)

@@ -1,7 +1,7 @@
 """Inline-button payloads. Short prefixes and Enum actions keep every pack() under 64 bytes.
 
 Bot-scoped payloads carry the owner id and the bot name, so an admin's buttons act on another
-user's bot; handlers re-check the owner against whoever pressed (see `access.resolve_press`).
+user's bot; handlers re-check the owner against whoever pressed (see `gateway.press_target`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A deploy or an update with progress: one message edited from the first stage to the card or the error.
+"""A deploy or an update from chat: one message edited from the first stage to the card or the error.
 
 Files (.py, .zip) are downloaded first ("⏳ downloading"); repositories start at "⏳ cloning". Then
 the runner's stages follow (installing dependencies, building, stopping, starting), and the last
@@ -8,6 +8,7 @@ edit is the card, or the error: a failed build with the tail of its log, sent as
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from html import escape
 
 from aiogram import Bot
@@ -15,141 +16,79 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import formatting, keyboards, notices, ops, uploads
+from controlbot import cards, notices, uploads
 from controlbot.errors import describe
 from controlbot.formatting import clean_log
-from controlbot.parsing import EnvChanges, Target
+from controlbot.gateway import Caller, DeployRequest, Gateway, Target
 from controlbot.progress import ProgressMessage, stage_label
-from controlbot.settings import Settings
-from protocol.client import BUILD_TIMEOUT_S, RunnerClient
 from protocol.errors import BotrunnerError, ErrorCode
-from protocol.models import Op, SourceSpec, Stage
+from protocol.models import Op, Stage
 
 log = logging.getLogger(__name__)
 
 
-async def precheck(
-    runner: RunnerClient,
-    settings: Settings,
-    caller: ops.Caller,
-    target: Target,
-    changes: EnvChanges,
-    env_message: Message | None,
-) -> str:
-    """Checks before any slow work; returns a warning to show with the result (a shared token)."""
-    try:
-        uploads.check_values(changes, settings)
-        await ops.ensure_runner(runner)
-        return await uploads.token_warnings(runner, caller, target, changes)
-    except BotrunnerError:
-        await uploads.delete_quietly(env_message)
-        raise
+@dataclass(frozen=True)
+class ChatDeploy:
+    """A deploy as the chat asks for it: the request, the document to download for it (if any),
+    and the user's message that carried secrets, deleted once read."""
+
+    request: DeployRequest
+    file_id: str | None = None
+    filename: str = ""
+    env_message: Message | None = None
 
 
-async def deploy_file(
-    *,
+async def _progress(reply_to: Message, first: str, take_over: Message | None) -> ProgressMessage:
+    if take_over is not None:
+        return await ProgressMessage.take_over(take_over, first)
+    return await ProgressMessage.send(reply_to, first)
+
+
+async def deploy(
     bot: Bot,
     reply_to: Message,
-    runner: RunnerClient,
-    settings: Settings,
-    caller: ops.Caller,
-    target: Target,
-    file_id: str,
-    filename: str,
-    changes: EnvChanges,
-    op: Op = Op.START,
-    entrypoint: str | None = None,
-    env_message: Message | None = None,
+    gateway: Gateway,
+    caller: Caller,
+    job: ChatDeploy,
+    *,
     take_over: Message | None = None,
 ) -> None:
-    """Download a .py or a .zip, then start (or update) the bot with it."""
-    warning = await precheck(runner, settings, caller, target, changes, env_message)
-    first = _("⏳ downloading")
-    if take_over is not None:
-        progress = await ProgressMessage.take_over(take_over, first)
+    """Check, download (a file), then start or update the bot, showing each stage in one message."""
+    try:
+        await gateway.precheck(job.request)
+    except BotrunnerError:
+        await uploads.delete_quietly(job.env_message)
+        raise
+    req = job.request
+    if job.file_id is None:
+        # Nothing to download: the message with the env or a URL's credentials goes at once.
+        await uploads.delete_quietly(job.env_message)
+        progress = await _progress(reply_to, stage_label(Stage.CLONING) or "", take_over)
     else:
-        progress = await ProgressMessage.send(reply_to, first)
-    kind = uploads.source_kind(filename)
-    try:
+        progress = await _progress(reply_to, _("⏳ downloading"), take_over)
         try:
-            data = await uploads.download(bot, file_id, settings, kind)
-        finally:
-            await uploads.delete_quietly(env_message)
-    except BotrunnerError as e:
-        await progress.finish(describe(e))
-        return
-    source = SourceSpec(kind=kind, filename=filename, entrypoint=entrypoint)
-    await execute(
-        progress, runner, caller, target, op, source=source, payload=data, changes=changes, warning=warning
-    )
-
-
-async def deploy_git(
-    *,
-    reply_to: Message,
-    runner: RunnerClient,
-    settings: Settings,
-    caller: ops.Caller,
-    target: Target,
-    changes: EnvChanges,
-    source: SourceSpec | None,
-    op: Op = Op.START,
-    pull: bool = False,
-    env_message: Message | None = None,
-) -> None:
-    """Start a bot from a repository, or (pull) update a git bot to the head of its branch."""
-    warning = await precheck(runner, settings, caller, target, changes, env_message)
-    # Nothing to download: the message with the URL (and maybe credentials or env) goes at once.
-    await uploads.delete_quietly(env_message)
-    progress = await ProgressMessage.send(reply_to, stage_label(Stage.CLONING) or "")
-    await execute(
-        progress, runner, caller, target, op, source=source, pull=pull, changes=changes, warning=warning
-    )
-
-
-async def execute(
-    progress: ProgressMessage,
-    runner: RunnerClient,
-    caller: ops.Caller,
-    target: Target,
-    op: Op,
-    *,
-    source: SourceSpec | None,
-    changes: EnvChanges,
-    payload: bytes | None = None,
-    pull: bool = False,
-    warning: str = "",
-) -> None:
-    """Send the command, follow its stages, and end the progress message with the card or the error."""
+            try:
+                upload = await uploads.download(bot, job.file_id, job.filename)
+            finally:
+                await uploads.delete_quietly(job.env_message)
+            gateway.check_upload(upload)
+        except BotrunnerError as e:
+            await progress.finish(describe(e))
+            return
+        req = replace(req, upload=upload)
     try:
-        result = await ops.call(
-            runner,
-            caller,
-            op,
-            target,
-            payload=payload,
-            timeout=BUILD_TIMEOUT_S,
-            on_progress=progress.on_runner,
-            source=source,
-            pull=pull,
-            env=changes.set or None,
-        )
+        result = await gateway.deploy(caller, req, on_progress=progress.on_runner)
     except BotrunnerError as e:
         await progress.finish(describe(e))
         if e.code == ErrorCode.BUILD_FAILED and e.detail:
-            await send_build_log(progress.message, target, caller, e.detail)
+            await send_build_log(progress.message, req.target, caller, e.detail)
         return
-    final = _("✅ updated") if op == Op.UPDATE else "🟢 " + _("running")
-    parts = [progress.trail(final), notices.localise(result.notice), warning]
-    text = "\n".join(p for p in parts if p)
-    if result.bot is None:
-        await progress.finish(text)
-        return
-    text += "\n\n" + formatting.card(result.bot, caller.id)
-    await progress.finish(text, keyboards.card(result.bot))
+    final = _("✅ updated") if req.op == Op.UPDATE else "🟢 " + _("running")
+    head = "\n".join(p for p in (progress.trail(final), notices.localise(result.notes)) if p)
+    await progress.finish(*cards.with_card(head, result.bot, caller.id))
 
 
-async def send_build_log(message: Message, target: Target, caller: ops.Caller, detail: str) -> None:
+async def send_build_log(message: Message, target: Target, caller: Caller, detail: str) -> None:
     """The build log the runner returned, as a .txt document under the failure message."""
     name = target.ref(caller.id)
     document = BufferedInputFile(clean_log(detail).encode(), filename=f"{target.name}-build.txt")

@@ -7,6 +7,7 @@ the runner are both `BotrunnerError`s; anything else is logged and answered with
 from __future__ import annotations
 
 import logging
+import math
 import re
 from html import escape, unescape
 
@@ -49,16 +50,61 @@ def build_failure(exc: BotrunnerError, limit: int = MAX_TEXT) -> str:
     return log_block(header, clean_log(exc.detail or ""), limit=limit)
 
 
+def mb(nbytes: int) -> str:
+    """Megabytes, rounded up, so a file just over the limit never reads as equal to it."""
+    value = nbytes / (1024 * 1024)
+    return f"{value:.0f}" if value == int(value) else f"{math.ceil(value * 10) / 10:.1f}"
+
+
+def _source_sentence(exc: BotrunnerError) -> str | None:
+    """The upload refusals the gateway words by reason, in the user's language."""
+    p = exc.params
+    if p.reason == "kind":
+        return _(
+            "<b>{file}</b> is not a Python file. Send a single .py file, or a bot package as a .zip."
+        ).format(file=escape(p.path or _("This file")))
+    if p.reason == "too_large" and p.max_bytes is not None:
+        return _("The file is too big ({size} MB): the limit is {limit} MB.").format(
+            size=mb(p.size_bytes or 0), limit=mb(p.max_bytes)
+        )
+    if p.reason == "not_zip":
+        return _("This file is not a .zip archive. Zip the bot's folder and send it again.")
+    if p.reason == "binary":
+        return _("This file is binary, not Python source text. Send a .py file.")
+    if p.reason == "download":
+        return _("Could not download the file; send it again.")
+    return None
+
+
+def _env_sentence(exc: BotrunnerError) -> str | None:
+    p = exc.params
+    if p.reason == "own_token" and p.key:
+        return _(
+            "The value of <code>{key}</code> is this control bot's own token. Create a separate bot "
+            "with @BotFather and use its token; nothing was changed."
+        ).format(key=escape(p.key))
+    if p.limit is not None:
+        return _("Too many variables: at most {limit} per bot.").format(limit=p.limit)
+    if p.max_bytes is not None and p.key:
+        return _("The value of <code>{key}</code> is too long: at most {limit} KB.").format(
+            key=escape(p.key), limit=p.max_bytes // 1024
+        )
+    if p.max_bytes is not None:
+        return _("The variables take {size} KB, over the limit of {limit} KB per bot.").format(
+            size=math.ceil((p.size_bytes or 0) / 1024), limit=p.max_bytes // 1024
+        )
+    return None
+
+
 def _runner_sentence(exc: BotrunnerError) -> str:
     name = escape(exc.bot or "?")
     msg = escape(exc.message)
     code = exc.code
     if code == ErrorCode.QUOTA_EXCEEDED:
-        found = re.search(r"\d+", exc.message)
-        if found:
+        if exc.params.limit is not None:
             return _(
                 "Quota reached: at most {limit} bots per user. Delete one with /delete to free a slot."
-            ).format(limit=found.group(0))
+            ).format(limit=exc.params.limit)
         return _("Quota reached. Delete a bot with /delete to free a slot.")
     if code == ErrorCode.NOT_FOUND:
         return _("No bot named <b>{name}</b>. /list shows your bots.").format(name=name)
@@ -67,19 +113,23 @@ def _runner_sentence(exc: BotrunnerError) -> str:
             "A bot named <b>{name}</b> already exists, so nothing was changed. To replace its code, "
             "send the file with the caption <code>/update {name}</code>."
         ).format(name=name)
-    if code == ErrorCode.BUILD_FAILED:
-        return _("The build failed: {msg}").format(msg=msg)
+    special = {ErrorCode.INVALID_SOURCE: _source_sentence, ErrorCode.INVALID_ENV: _env_sentence}.get(code)
+    if special is not None and (sentence := special(exc)) is not None:
+        return sentence
     simple = {
+        ErrorCode.BUILD_FAILED: _("The build failed: {msg}"),
         ErrorCode.INVALID_NAME: _("Invalid bot name: {msg}"),
         ErrorCode.INVALID_SOURCE: _("The source was refused: {msg}"),
         ErrorCode.INVALID_ENV: _("Invalid environment variables: {msg}"),
-        ErrorCode.INVALID_STATE: _("Not possible in the bot's current state: {msg}"),
         ErrorCode.INVALID_INPUT: _("Invalid input: {msg}"),
         ErrorCode.GIT_REFUSED: _("That git URL is refused: {msg}"),
         ErrorCode.GIT_FAILED: _("Git failed: {msg}"),
         ErrorCode.DOCKER_UNAVAILABLE: _("Docker is unavailable on the runner host. Try again in a minute."),
         ErrorCode.RUNNER_UNAVAILABLE: _(
             "⚠️ The runner is unavailable right now, so nothing was done. Try again in a minute."
+        ),
+        ErrorCode.STORE_UNAVAILABLE: _(
+            "⚠️ The store (Redis) is unavailable right now, so nothing was done. Try again in a minute."
         ),
         ErrorCode.EXPIRED: _("The request waited too long and was dropped; nothing was done. Try again."),
         ErrorCode.TIMEOUT: _("The runner did not answer in time. Check /status {name} shortly."),

@@ -9,19 +9,11 @@ from html import escape as _esc
 from aiogram.utils.i18n import gettext as _
 
 from controlbot.errors import Refusal
+from controlbot.gateway import Target
 from protocol.errors import ErrorCode, NotFound
-from protocol.models import ENV_KEY_RE, NAME_RE
+from protocol.rules import ENV_KEY_RE, NAME_RE
 
-
-@dataclass(frozen=True)
-class Target:
-    """A bot as addressed by a user: its owner and name."""
-
-    owner: int
-    name: str
-
-    def ref(self, viewer: int) -> str:
-        return self.name if self.owner == viewer else f"{self.owner}/{self.name}"
+__all__ = ["EnvChanges", "Target", "check_name", "parse_env", "parse_target", "split_args", "target_args"]
 
 
 @dataclass

@@ -19,6 +19,8 @@ ProgressCallback = Callable[[Progress], Awaitable[None]]
 # Replies for most operations come in milliseconds; builds and clones may take minutes.
 DEFAULT_TIMEOUT_S = 60.0
 BUILD_TIMEOUT_S = 1200.0
+# A fresh heartbeat is trusted this long, so a command costs one heartbeat read, not one per check.
+HEALTH_CACHE_S = 1.0
 
 
 class RunnerClient:
@@ -27,23 +29,30 @@ class RunnerClient:
     def __init__(self, redis: Redis, *, heartbeat_max_age: float = keys.HEARTBEAT_TTL) -> None:
         self.redis = redis
         self.heartbeat_max_age = heartbeat_max_age
+        self._fresh: tuple[float, RunnerHealth] | None = None  # (read at, a fresh heartbeat)
 
     async def health(self) -> RunnerHealth | None:
+        """The runner's heartbeat while it is fresh, else None. A fresh one is reused for a second."""
+        now = time.monotonic()
+        if self._fresh is not None and now - self._fresh[0] < HEALTH_CACHE_S:
+            return self._fresh[1]
         raw = await self.redis.get(keys.HEARTBEAT)
-        if raw is None:
+        health = None if raw is None else RunnerHealth.model_validate_json(raw)
+        if health is None or time.time() - health.ts > self.heartbeat_max_age:
+            self._fresh = None
             return None
-        health = RunnerHealth.model_validate_json(raw)
-        if time.time() - health.ts > self.heartbeat_max_age:
-            return None
+        self._fresh = (now, health)
         return health
 
     async def submit(self, cmd: Command, payload: bytes | None = None) -> None:
         """Enqueue a command; raise RunnerUnavailable at once when the heartbeat is stale."""
         if await self.health() is None:
             raise RunnerUnavailable()
-        if payload is not None:
-            await self.redis.set(keys.upload(cmd.request_id), payload, ex=keys.UPLOAD_TTL)
-        await self.redis.xadd(keys.COMMANDS_STREAM, {"data": cmd.model_dump_json()})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if payload is not None:
+                pipe.set(keys.upload(cmd.request_id), payload, ex=keys.UPLOAD_TTL)
+            pipe.xadd(keys.COMMANDS_STREAM, {"data": cmd.model_dump_json()})
+            await pipe.execute()
         log.debug("submitted %s owner=%s bot=%s request=%s", cmd.op, cmd.owner, cmd.name, cmd.request_id)
 
     async def wait(

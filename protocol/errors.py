@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 
 class ErrorCode(StrEnum):
@@ -12,18 +15,42 @@ class ErrorCode(StrEnum):
     INVALID_NAME = "INVALID_NAME"
     INVALID_SOURCE = "INVALID_SOURCE"
     INVALID_ENV = "INVALID_ENV"
-    INVALID_STATE = "INVALID_STATE"
     INVALID_INPUT = "INVALID_INPUT"
     GIT_REFUSED = "GIT_REFUSED"
     GIT_FAILED = "GIT_FAILED"
     BUILD_FAILED = "BUILD_FAILED"
     DOCKER_UNAVAILABLE = "DOCKER_UNAVAILABLE"
     RUNNER_UNAVAILABLE = "RUNNER_UNAVAILABLE"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"  # Redis, the queue and the state of record, does not answer
     EXPIRED = "EXPIRED"
     TIMEOUT = "TIMEOUT"
     FORBIDDEN = "FORBIDDEN"
     UNAUTHORIZED = "UNAUTHORIZED"  # HTTP API: missing, wrong or revoked token
     INTERNAL = "INTERNAL"
+
+
+class ErrorParams(BaseModel):
+    """The figures of an error, typed, so each front end words it in its own language.
+
+    Each code fills the ones it has: QUOTA_EXCEEDED `limit` and `used`, a size refusal `max_bytes`
+    and `size_bytes`, an env refusal `key`, a refused path `path`. `reason` names which of a code's
+    refusals this is, when a code has several that front ends word differently ("binary", "own_token").
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    reason: str | None = None
+    limit: int | None = None
+    used: int | None = None
+    max_bytes: int | None = None
+    size_bytes: int | None = None
+    release: int | None = None
+    key: str | None = None
+    path: str | None = None
+    seconds: int | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in self.__dict__.values())
 
 
 class BotrunnerError(Exception):
@@ -39,6 +66,7 @@ class BotrunnerError(Exception):
         field: str | None = None,
         detail: str | None = None,
         bot: str | None = None,
+        params: ErrorParams | None = None,
     ) -> None:
         super().__init__(message)
         if code is not None:
@@ -47,6 +75,7 @@ class BotrunnerError(Exception):
         self.field = field
         self.detail = detail
         self.bot = bot
+        self.params = params or ErrorParams()
 
     def __str__(self) -> str:
         return f"{self.code.value}: {self.message}"
@@ -55,8 +84,11 @@ class BotrunnerError(Exception):
 class QuotaExceeded(BotrunnerError):
     code = ErrorCode.QUOTA_EXCEEDED
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"maximum {limit} bots per user; delete one to free a slot")
+    def __init__(self, limit: int, used: int | None = None) -> None:
+        super().__init__(
+            f"maximum {limit} bots per user; delete one to free a slot",
+            params=ErrorParams(limit=limit, used=used if used is not None else limit),
+        )
         self.limit = limit
 
 
@@ -64,7 +96,7 @@ class NotFound(BotrunnerError):
     code = ErrorCode.NOT_FOUND
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"no bot named {name!r}; /list shows your bots", bot=name, field="name")
+        super().__init__(f"no bot named {name!r}", bot=name, field="name")
 
 
 class AlreadyExists(BotrunnerError):
@@ -90,9 +122,15 @@ class InvalidName(BotrunnerError):
 class InvalidSource(BotrunnerError):
     code = ErrorCode.INVALID_SOURCE
 
+    def __init__(self, message: str, *, field: str | None = "file", **kwargs: Any) -> None:
+        super().__init__(message, field=field, **kwargs)
+
 
 class InvalidEnv(BotrunnerError):
     code = ErrorCode.INVALID_ENV
+
+    def __init__(self, message: str, *, field: str | None = "env", **kwargs: Any) -> None:
+        super().__init__(message, field=field, **kwargs)
 
 
 class DockerUnavailable(BotrunnerError):
@@ -106,6 +144,15 @@ class RunnerUnavailable(BotrunnerError):
     code = ErrorCode.RUNNER_UNAVAILABLE
 
     def __init__(self, message: str = "the runner is unavailable right now; try again in a minute") -> None:
+        super().__init__(message)
+
+
+class StoreUnavailable(BotrunnerError):
+    code = ErrorCode.STORE_UNAVAILABLE
+
+    def __init__(
+        self, message: str = "the store (Redis) is unavailable right now; try again in a minute"
+    ) -> None:
         super().__init__(message)
 
 

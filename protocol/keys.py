@@ -75,7 +75,8 @@ def quota(owner: int) -> str:
     return f"{PREFIX}:quota:{owner}"
 
 
-# Latest resource sample of a running bot (JSON ResourceUsage). Writer: runner's sampler.
+# Latest resource sample of a running bot: "<memory bytes> <cpu percent>", read and written only by
+# runner.state.StateStore. Writer: runner's sampler.
 # TTL STATS_TTL s, so a stopped bot's numbers vanish on their own.
 STATS_TTL = 60
 

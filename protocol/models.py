@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from enum import StrEnum
@@ -10,10 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from protocol.errors import BotrunnerError, ErrorCode
-
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+from protocol.errors import BotrunnerError, ErrorCode, ErrorParams
 
 # How long a command may wait in the queue before the runner discards it unread.
 DEFAULT_DEADLINE_S = 30.0
@@ -145,27 +141,88 @@ class SystemInfo(_Model):
 
 
 class ErrorInfo(_Model):
+    """An error on the wire: its code, a plain English sentence, and typed figures to word it anew."""
+
     code: ErrorCode
     message: str
     field: str | None = None
-    detail: str | None = None  # e.g. the tail of a build log
+    detail: str | None = None  # e.g. the whole log of a failed build
+    bot: str | None = None
+    params: ErrorParams = Field(default_factory=ErrorParams)
 
     @classmethod
     def from_exc(cls, exc: BotrunnerError) -> ErrorInfo:
-        return cls(code=exc.code, message=exc.message, field=exc.field, detail=exc.detail)
+        return cls(
+            code=exc.code,
+            message=exc.message,
+            field=exc.field,
+            detail=exc.detail,
+            bot=exc.bot,
+            params=exc.params,
+        )
 
     def to_exc(self) -> BotrunnerError:
-        return BotrunnerError(self.message, code=self.code, field=self.field, detail=self.detail)
+        return BotrunnerError(
+            self.message,
+            code=self.code,
+            field=self.field,
+            detail=self.detail,
+            bot=self.bot,
+            params=self.params,
+        )
+
+
+NO_REASON = ErrorInfo(code=ErrorCode.INTERNAL, message="the runner reported a failure without a reason")
 
 
 class Stage(StrEnum):
-    QUEUED = "queued"
     CLONING = "cloning"
     INSTALLING = "installing"
     BUILDING = "building"
     STOPPING = "stopping"
     STARTING = "starting"
-    RUNNING = "running"
+
+
+class NoteKind(StrEnum):
+    """Remarks a successful deploy comes with; front ends word each one themselves."""
+
+    ENTRYPOINT = "entrypoint"  # path: the file python runs
+    DEPS_INSTALLED = "deps_installed"  # count: dependencies pip installed now
+    DEPS_CACHED = "deps_cached"  # count: dependencies taken from a cached image
+    DOCKERFILE_BUILT = "dockerfile_built"  # the image was built from the bot's Dockerfile
+    DOCKERFILE_CACHED = "dockerfile_cached"  # ... and an earlier build of the same tree was reused
+    ENTRYPOINT_IGNORED = "entrypoint_ignored"  # a Dockerfile's CMD runs; the entry point given does not
+    SYMLINKS_IGNORED = "symlinks_ignored"  # count: symlinks leading outside the bot, dropped
+    TOKEN_SHARED = "token_shared"  # key, bots: the value of key already serves these bots of the owner
+
+
+class Note(_Model):
+    kind: NoteKind
+    path: str | None = None
+    count: int | None = None
+    key: str | None = None
+    bots: list[str] = Field(default_factory=list)
+
+    def english(self) -> str:
+        """The note as a plain sentence, for the API and the CLI."""
+        texts = {
+            NoteKind.ENTRYPOINT: f"entry point: {self.path}",
+            NoteKind.DEPS_INSTALLED: f"dependencies: installed ({self.count})",
+            NoteKind.DEPS_CACHED: f"dependencies: cached ({self.count})",
+            NoteKind.DOCKERFILE_BUILT: "built from its Dockerfile",
+            NoteKind.DOCKERFILE_CACHED: "built from its Dockerfile (cached)",
+            NoteKind.ENTRYPOINT_IGNORED: "the Dockerfile's CMD runs; the entry point given is ignored",
+            NoteKind.SYMLINKS_IGNORED: f"ignored {self.count} symlink(s) leading outside",
+            NoteKind.TOKEN_SHARED: (
+                f"the value of {self.key} is already used by {', '.join(self.bots)}: two bots polling "
+                "one token get 409 Conflict from Telegram"
+            ),
+        }
+        return texts[self.kind]
+
+
+def notes_text(notes: list[Note]) -> str | None:
+    return "; ".join(n.english() for n in notes) or None
 
 
 class Progress(_Model):
@@ -185,11 +242,12 @@ class Result(_Model):
     logs: str | None = None
     quota: QuotaInfo | None = None
     system: SystemInfo | None = None
-    notice: str | None = None  # e.g. "entry point: main.py"
+    notes: list[Note] = Field(default_factory=list)
 
     def raise_for_error(self) -> Result:
-        if not self.ok and self.error is not None:
-            raise self.error.to_exc()
+        """The result itself when it succeeded; its error raised otherwise (INTERNAL when it has none)."""
+        if not self.ok:
+            raise (self.error or NO_REASON).to_exc()
         return self
 
 
@@ -230,11 +288,3 @@ class RunnerHealth(_Model):
     docker_version: str | None = None
     bots_running: int = 0
     bots_total: int = 0
-
-
-def validate_name(name: str | None) -> str:
-    from protocol.errors import InvalidName
-
-    if name is None or not NAME_RE.fullmatch(name):
-        raise InvalidName(name or "")
-    return name

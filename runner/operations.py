@@ -7,23 +7,24 @@ import logging
 from redis.asyncio import Redis
 
 from protocol import keys
-from protocol.errors import BotrunnerError, ErrorCode, InvalidEnv, InvalidSource, NotFound
+from protocol.errors import BotrunnerError, ErrorCode, InvalidSource, NotFound
 from protocol.models import (
-    ENV_KEY_RE,
     BotStatus,
     Command,
     Desired,
     Event,
     EventType,
     Limits,
+    Note,
+    NoteKind,
     Op,
     QuotaInfo,
     Result,
     SourceKind,
     Stage,
     SystemInfo,
-    validate_name,
 )
+from protocol.rules import check_env, is_bot_token, validate_name
 from runner.backend import Backend, ContainerSpec, ResourceUsage
 from runner.events import EventBus, EventWatcher
 from runner.settings import Settings
@@ -33,22 +34,9 @@ from runner.status import build_status
 
 log = logging.getLogger(__name__)
 
-MAX_ENV_VALUE = 32 * 1024
-MAX_ENV_KEYS = 100
-
 
 def validate_env(env: dict[str, str]) -> dict[str, str]:
-    if len(env) > MAX_ENV_KEYS:
-        raise InvalidEnv(f"at most {MAX_ENV_KEYS} variables per bot", field="env")
-    for key, value in env.items():
-        if not ENV_KEY_RE.fullmatch(key):
-            raise InvalidEnv(
-                f"invalid variable name {key!r}: use letters, digits and _, not starting with a digit",
-                field="env",
-            )
-        if "\0" in value or len(value) > MAX_ENV_VALUE:
-            raise InvalidEnv(f"the value of {key} is not allowed (NUL byte or over 32 KB)", field="env")
-    return env
+    return check_env(env)
 
 
 class Operations:
@@ -166,6 +154,20 @@ class Operations:
         ctx = f"owner={cmd.owner} bot={cmd.name} request={cmd.request_id}"
         return await self.sources.prepare(spec, payload, progress, prefer=prefer, ctx=ctx)
 
+    async def shared_tokens(self, rec: BotRecord, values: dict[str, str] | None) -> list[Note]:
+        """A note for each token-shaped value just set that another of the owner's bots already uses:
+        two bots polling one token get 409 Conflict from Telegram."""
+        tokens = {key: value.strip() for key, value in (values or {}).items() if is_bot_token(value)}
+        if not tokens:
+            return []
+        others = [r for r in await self.store.records(rec.owner) if r.name != rec.name]
+        notes = []
+        for key, token in sorted(tokens.items()):
+            bots = sorted(r.name for r in others if token in (v.strip() for v in r.env.values()))
+            if bots:
+                notes.append(Note(kind=NoteKind.TOKEN_SHARED, key=key, bots=bots))
+        return notes
+
     # -- operations -------------------------------------------------------------------------
     async def start(self, cmd: Command, progress: ProgressFn) -> Result:
         name = validate_name(cmd.name)
@@ -207,7 +209,8 @@ class Operations:
             finally:
                 await self.store.release(cmd.owner, name)
             raise
-        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notice=prepared.notice)
+        notes = [*prepared.notes, *await self.shared_tokens(rec, cmd.env)]
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
     async def stop(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
@@ -249,7 +252,8 @@ class Operations:
         self.watcher.reset_streak(rec.owner, rec.name)
         await progress(Stage.STARTING, "")
         await self.deploy(rec, prepared.files)
-        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notice=prepared.notice)
+        notes = [*prepared.notes, *await self.shared_tokens(rec, cmd.env)]
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
     async def set_env(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
@@ -264,7 +268,8 @@ class Operations:
             await self.store.save(rec)
         await progress(Stage.STARTING, "")
         await self.deploy(rec)
-        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        notes = await self.shared_tokens(rec, cmd.env)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
     async def delete(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)

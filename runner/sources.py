@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from protocol.errors import BotrunnerError, InvalidSource
-from protocol.models import SourceInfo, SourceKind, SourceSpec, Stage
+from protocol.models import Note, NoteKind, SourceInfo, SourceKind, SourceSpec, Stage
 from runner.builds.cache import ImageCache
 from runner.builds.deps import normalize, tree_dependencies
 from runner.builds.gitclone import Checkout, clone
@@ -53,7 +53,7 @@ class Prepared:
     files: dict[str, bytes]
     entrypoint: str  # "" with own_image: the image's own CMD runs
     info: SourceInfo
-    notice: str | None = None
+    notes: tuple[Note, ...] = ()
     own_image: bool = False  # built from the bot's Dockerfile: the code is in the image, not /app
     git_url: str | None = None  # the URL as given, credentials included: the record only, never shown
 
@@ -129,8 +129,8 @@ def resolve_spec(source: SourceSpec | None, pull: bool, previous: BotRecord | No
     )
 
 
-def deps_notice(deps: list[str], cached: bool) -> str:
-    return f"dependencies: {'cached' if cached else 'installed'} ({len(deps)})"
+def deps_note(deps: list[str], cached: bool) -> Note:
+    return Note(kind=NoteKind.DEPS_CACHED if cached else NoteKind.DEPS_INSTALLED, count=len(deps))
 
 
 class Sources:
@@ -182,7 +182,7 @@ class Sources:
             return prepared
         image, cached = await self.images.deps_image(runtime, deps, progress)
         info = prepared.info.model_copy(update={"dependencies": deps})
-        return replace(prepared, image=image, info=info, notice=deps_notice(deps, cached))
+        return replace(prepared, image=image, info=info, notes=(deps_note(deps, cached),))
 
     async def _git(self, spec: SourceSpec, progress: ProgressFn, prefer: tuple[str, ...]) -> Prepared:
         if not spec.git_url:
@@ -239,20 +239,20 @@ class Sources:
     ) -> Prepared:
         """A repository or an unpacked .zip: its own Dockerfile, or its dependencies and /app files."""
         links = len(tree.dropped_links)
-        notes = [f"ignored {links} symlink(s) leading outside"] if links else []
+        notes = [Note(kind=NoteKind.SYMLINKS_IGNORED, count=links)] if links else []
         if DOCKERFILE in tree.files:
             # The image decides how it starts (its CMD/ENTRYPOINT); it may not even have `python`.
             image, cached = await self.images.repo_image(tree, progress)
-            notes.insert(0, "built from its Dockerfile" + (" (cached)" if cached else ""))
+            notes.insert(0, Note(kind=NoteKind.DOCKERFILE_CACHED if cached else NoteKind.DOCKERFILE_BUILT))
             if spec.entrypoint:
-                notes.append("the Dockerfile's CMD runs; the entry point given is ignored")
-            return Prepared(image, {}, "", info, "; ".join(notes), own_image=True)
+                notes.append(Note(kind=NoteKind.ENTRYPOINT_IGNORED))
+            return Prepared(image, {}, "", info, tuple(notes), own_image=True)
         entry, _given = choose_entrypoint(tree, spec.entrypoint, prefer)
         deps, _origin = tree_dependencies(tree)
         info = info.model_copy(update={"entrypoint": entry, "dependencies": deps})
-        notes.insert(0, f"entry point: {entry}")
+        notes.insert(0, Note(kind=NoteKind.ENTRYPOINT, path=entry))
         image = await self.runtime()
         if deps:
             image, cached = await self.images.deps_image(image, deps, progress)
-            notes.append(deps_notice(deps, cached))
-        return Prepared(image, tree.files, entry, info, "; ".join(notes))
+            notes.append(deps_note(deps, cached))
+        return Prepared(image, tree.files, entry, info, tuple(notes))

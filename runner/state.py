@@ -47,8 +47,6 @@ class BotRecord(BaseModel):
     request_id: str  # the command that last set the code or env: makes redelivery idempotent
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
-    crash_streak: int = 0
-    last_alert_at: float | None = None
 
     @property
     def key(self) -> tuple[int, str]:

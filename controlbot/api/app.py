@@ -11,18 +11,20 @@ from controlbot.api import errors
 from controlbot.api.deps import ApiContext, reject_unknown_query
 from controlbot.api.openapi import build_openapi
 from controlbot.api.routes import actions, bots, health, logs
+from controlbot.gateway import Gateway
 from controlbot.settings import Settings
-from protocol.client import RunnerClient
 
 DESCRIPTION = """\
 Host and manage Telegram bots from a terminal or CI, under the same rules and quotas as the chat.
 
 Authenticate with `Authorization: Bearer <token>`; send /token to the control bot to get one.
-Every error answers `{"error": {"code", "message", "field", "detail"}}`.
+Every error answers `{"error": {"code", "message", "field", "params", "detail"}}`: a code, a plain
+English sentence, the request field at fault, the error's figures (e.g. `limit` and `used` of
+QUOTA_EXCEEDED), and more context where there is some (a failed build's log).
 """
 
 
-def create_app(settings: Settings, runner: RunnerClient, redis: Redis) -> FastAPI:
+def create_app(settings: Settings, gateway: Gateway, redis: Redis) -> FastAPI:
     app = FastAPI(
         title="botrunner",
         version="1",
@@ -31,7 +33,7 @@ def create_app(settings: Settings, runner: RunnerClient, redis: Redis) -> FastAP
         redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
     )
-    app.state.ctx = ApiContext(settings=settings, runner=runner, redis=redis)
+    app.state.ctx = ApiContext(settings=settings, gateway=gateway, redis=redis)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(bots.router)

@@ -12,10 +12,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
 from controlbot import tokens
+from controlbot.gateway import Caller, Channel, Gateway, Target
 from controlbot.settings import Settings
-from protocol.client import RunnerClient
 from protocol.errors import BotrunnerError, ErrorCode, NotFound
-from protocol.models import NAME_RE
+from protocol.rules import NAME_PATTERN, NAME_RE
+
+CLI_AGENT = "botrunner-cli/"
 
 
 @dataclass(frozen=True)
@@ -23,16 +25,8 @@ class ApiContext:
     """What every request needs; built once in create_app and kept on app.state."""
 
     settings: Settings
-    runner: RunnerClient
+    gateway: Gateway
     redis: Redis
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The Telegram user a token belongs to."""
-
-    owner: int
-    admin: bool
 
 
 def get_ctx(request: Request) -> ApiContext:
@@ -69,7 +63,8 @@ async def authenticate(
         raise BotrunnerError(
             f"user {owner} may no longer host bots here; ask an admin to add you", code=ErrorCode.FORBIDDEN
         )
-    return Caller(owner=owner, admin=ctx.settings.is_admin(owner))
+    channel = Channel.CLI if request.headers.get("user-agent", "").startswith(CLI_AGENT) else Channel.API
+    return Caller(id=owner, admin=ctx.settings.is_admin(owner), channel=channel)
 
 
 Auth = Annotated[Caller, Depends(authenticate)]
@@ -78,9 +73,7 @@ Auth = Annotated[Caller, Depends(authenticate)]
 NamePath = Annotated[
     str,
     # Declared, not enforced by FastAPI: a name that can never exist is a 404, not a 422.
-    Path(
-        description="The bot's name, unique among your bots.", json_schema_extra={"pattern": NAME_RE.pattern}
-    ),
+    Path(description="The bot's name, unique among your bots.", json_schema_extra={"pattern": NAME_PATTERN}),
 ]
 
 
@@ -92,6 +85,14 @@ def bot_name(name: NamePath) -> str:
 
 
 BotName = Annotated[str, Depends(bot_name)]
+
+
+def own_bot(caller: Auth, name: BotName) -> Target:
+    """The caller's own bot named in the path."""
+    return Target(owner=caller.id, name=name)
+
+
+Bot = Annotated[Target, Depends(own_bot)]
 
 
 _query_names_by_route: dict[int, frozenset[str]] = {}

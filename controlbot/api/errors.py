@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from protocol.errors import BotrunnerError, ErrorCode
+from protocol.errors import BotrunnerError, ErrorCode, ErrorParams, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,6 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.QUOTA_EXCEEDED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.ALREADY_EXISTS: 409,
-    ErrorCode.INVALID_STATE: 409,
     ErrorCode.INVALID_NAME: 422,
     ErrorCode.INVALID_SOURCE: 422,
     ErrorCode.INVALID_ENV: 422,
@@ -38,6 +37,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.BUILD_FAILED: 422,
     ErrorCode.DOCKER_UNAVAILABLE: 503,
     ErrorCode.RUNNER_UNAVAILABLE: 503,
+    ErrorCode.STORE_UNAVAILABLE: 503,
     # The runner dropped the command unread, or did not answer in time: it is not serving now.
     ErrorCode.EXPIRED: 503,
     ErrorCode.TIMEOUT: 503,
@@ -55,15 +55,31 @@ _CODE_BY_FIELD = {
     "entrypoint": ErrorCode.GIT_REFUSED,
 }
 INTERNAL_MESSAGE = "something went wrong on our side; try again"
-REDIS_DOWN_MESSAGE = "the queue (Redis) is unavailable; try again in a minute"
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="A machine-readable code such as QUOTA_EXCEEDED or NOT_FOUND.")
-    message: str = Field(description="A sentence that says what went wrong and what to do next.")
+    message: str = Field(description="A plain English sentence that says what went wrong.")
     field: str | None = Field(None, description="The request field at fault, when there is one.")
+    params: ErrorParams = Field(
+        default_factory=ErrorParams,
+        description="The error's figures, typed, e.g. `limit` and `used` of QUOTA_EXCEEDED.",
+    )
     detail: str | None = Field(None, description="More context, e.g. the tail of a failed build's log.")
+
+    @field_serializer("params")
+    def _set_params(self, params: ErrorParams) -> dict[str, Any]:
+        return params.model_dump(exclude_none=True)  # only the figures this error has
+
+    @classmethod
+    def of(cls, exc: BotrunnerError) -> ErrorDetail:
+        detail = exc.detail
+        if exc.code is ErrorCode.BUILD_FAILED and detail:
+            detail = "\n".join(detail.splitlines()[-BUILD_LOG_TAIL_LINES:])  # the runner sends it whole
+        return cls(
+            code=exc.code.value, message=exc.message, field=exc.field, params=exc.params, detail=detail
+        )
 
 
 class ErrorBody(BaseModel):
@@ -76,22 +92,18 @@ def _response(
     message: str,
     *,
     field: str | None = None,
-    detail: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field, detail=detail))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return _json(status, ErrorDetail(code=code, message=message, field=field), headers)
+
+
+def _json(status: int, detail: ErrorDetail, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorBody(error=detail).model_dump(exclude_none=False)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def status_for(code: ErrorCode) -> int:
     return STATUS_BY_CODE.get(code, 500)
-
-
-def wording(exc: BotrunnerError) -> str:
-    """The sentence for API users: the runner's names chat commands where the CLI has its own."""
-    if exc.code is ErrorCode.NOT_FOUND and exc.bot is not None:
-        return f"no bot named {exc.bot[:64]!r}; `botrunner list` (GET /api/bots) shows your bots"
-    return exc.message
 
 
 async def botrunner_error(request: Request, exc: Exception) -> JSONResponse:
@@ -100,7 +112,6 @@ async def botrunner_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "30"}
-    message = wording(exc)
     owner = getattr(request.state, "owner", None)
     log.info(
         "%s %s owner=%s -> %s %s: %s",
@@ -109,12 +120,9 @@ async def botrunner_error(request: Request, exc: Exception) -> JSONResponse:
         owner,
         status,
         exc.code.value,
-        message,
+        exc.message,
     )
-    detail = exc.detail
-    if exc.code is ErrorCode.BUILD_FAILED and detail:
-        detail = "\n".join(detail.splitlines()[-BUILD_LOG_TAIL_LINES:])  # the runner sends it whole
-    return _response(status, exc.code.value, message, field=exc.field, detail=detail, headers=headers)
+    return _json(status, ErrorDetail.of(exc), headers)
 
 
 def code_for_field(field: str | None) -> ErrorCode:
@@ -165,12 +173,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 async def redis_error(request: Request, exc: Exception) -> JSONResponse:
     log.warning("redis error on %s %s: %s", request.method, request.url.path, exc)
-    return _response(
-        503,
-        ErrorCode.RUNNER_UNAVAILABLE.value,
-        "the queue (Redis) is unavailable; try again in a minute",
-        headers={"Retry-After": "30"},
-    )
+    return _json(503, ErrorDetail.of(StoreUnavailable()), headers={"Retry-After": "30"})
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -195,7 +198,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _doc("Missing, wrong or revoked token (code UNAUTHORIZED)."),
     403: _doc("Quota exceeded (QUOTA_EXCEEDED) or not allowed (FORBIDDEN)."),
     404: _doc("No such bot among yours, or an invalid name in the path (NOT_FOUND)."),
-    409: _doc("The name already exists (ALREADY_EXISTS) or the bot's state forbids it (INVALID_STATE)."),
+    409: _doc("The name already exists (ALREADY_EXISTS)."),
     422: _doc("Invalid input, naming the field; BUILD_FAILED carries the build log tail in `detail`."),
-    503: _doc("The runner, Docker or Redis is unavailable (RUNNER_UNAVAILABLE, DOCKER_UNAVAILABLE ...)."),
+    503: _doc("The runner, Docker or Redis is unavailable (RUNNER_UNAVAILABLE, STORE_UNAVAILABLE ...)."),
 }

@@ -12,13 +12,12 @@ from controlbot.api.inputs import (
     COMMIT_PATTERN,
     ENTRYPOINT_PATTERN,
     ENV_ITEM_PATTERN,
-    ENV_VALUE_MAX,
     GIT_URL_MAX,
-    NAME_PATTERN,
 )
+from protocol.rules import MAX_ENV_VALUE_BYTES, NAME_PATTERN
 from protocol.timeparse import DURATION_PATTERN, SINCE_HELP
 
-EnvItem = Annotated[str, StringConstraints(pattern=ENV_ITEM_PATTERN, max_length=ENV_VALUE_MAX + 130)]
+EnvItem = Annotated[str, StringConstraints(pattern=ENV_ITEM_PATTERN, max_length=MAX_ENV_VALUE_BYTES + 130)]
 
 NameField = Annotated[
     str,

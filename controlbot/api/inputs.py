@@ -12,10 +12,11 @@ from typing import Any, Final
 from fastapi import Request, UploadFile
 
 from controlbot.api.errors import code_for_field
-from protocol.errors import BotrunnerError, ErrorCode, InvalidEnv, InvalidSource
-from protocol.models import ENV_KEY_RE, SourceKind, SourceSpec
+from controlbot.gateway import Upload
+from protocol import rules
+from protocol.errors import BotrunnerError, ErrorCode, ErrorParams, InvalidEnv
+from protocol.models import SourceKind, SourceSpec
 
-NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{1,30}$"
 ENV_ITEM_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,127}=[^\x00]*$"
 # A git ref: no leading '-', so it can never be read as an option.
 BRANCH_PATTERN: Final = r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$"
@@ -24,7 +25,6 @@ COMMIT_PATTERN: Final = r"^[0-9a-fA-F]{4,40}$"
 # none can be '..' or '.', and the path cannot start with '/' or '-'.
 ENTRYPOINT_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,15}$"
 GIT_URL_MAX = 2048
-ENV_VALUE_MAX = 32 * 1024
 
 
 def parse_env_items(items: list[str]) -> dict[str, str] | None:
@@ -34,46 +34,28 @@ def parse_env_items(items: list[str]) -> dict[str, str] | None:
     env: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not ENV_KEY_RE.fullmatch(key):
+        if not sep:
             # Name the key only: the value may be a secret.
-            raise InvalidEnv(f"{key[:40]!r} is not KEY=VALUE with a valid variable name", field="env")
-        check_env_value(key, value)
-        env[key] = value
+            raise InvalidEnv(f"{key[:40]!r} is not KEY=VALUE", params=ErrorParams(key=key[:40]))
+        env[rules.check_env_key(key)] = value
     return env
 
 
-def check_env_value(key: str, value: str) -> None:
-    if "\x00" in value:
-        raise InvalidEnv(f"the value of {key} contains a NUL character", field="env")
-    if len(value) > ENV_VALUE_MAX:
-        raise InvalidEnv(f"the value of {key} is longer than {ENV_VALUE_MAX} characters", field="env")
-
-
-def check_env_patch(patch: dict[str, Any], bot_token: str) -> tuple[dict[str, str], list[str]]:
+def env_patch(patch: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """A JSON env patch split into values to set and keys to unset (those given as null)."""
-    if not patch:
-        raise InvalidEnv("give at least one variable to set, or to unset with null", field="env")
     set_: dict[str, str] = {}
     unset: list[str] = []
     for key, value in patch.items():
-        if not ENV_KEY_RE.fullmatch(key):
-            raise InvalidEnv(f"{key[:40]!r} is not a valid variable name", field="env")
+        rules.check_env_key(key)
         if value is None:
             unset.append(key)
-            continue
-        if not isinstance(value, str):
-            raise InvalidEnv(f"the value of {key} must be a string, or null to unset it", field="env")
-        check_env_value(key, value)
-        set_[key] = value
-    refuse_own_token(set_, bot_token)
+        elif isinstance(value, str):
+            set_[key] = value
+        else:
+            raise InvalidEnv(
+                f"the value of {key} must be a string, or null to unset it", params=ErrorParams(key=key)
+            )
     return set_, unset
-
-
-def refuse_own_token(env: dict[str, str] | None, bot_token: str) -> None:
-    """A hosted bot must never get the control bot's own token."""
-    for key, value in (env or {}).items():
-        if value.strip() == bot_token:
-            raise InvalidEnv(f"{key} holds the control bot's own token; use your bot's token", field="env")
 
 
 async def refuse_empty_fields(request: Request, fields: tuple[str, ...]) -> None:
@@ -86,22 +68,10 @@ async def refuse_empty_fields(request: Request, fields: tuple[str, ...]) -> None
             )
 
 
-async def read_upload(file: UploadFile, max_bytes: int) -> tuple[SourceSpec, bytes]:
-    """An uploaded .py or .zip, size-capped."""
+async def read_upload(file: UploadFile, max_bytes: int) -> Upload:
+    """An uploaded .py or .zip, read up to just over the limit; the gateway judges the rest."""
     filename = (file.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-    lower = filename.lower()
-    if lower.endswith(".py"):
-        kind = SourceKind.FILE
-    elif lower.endswith(".zip"):
-        kind = SourceKind.ZIP
-    else:
-        raise InvalidSource("send a .py file or a .zip bot package", field="file")
-    data = await file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise InvalidSource(f"the file is larger than {max_bytes // (1024 * 1024)} MB", field="file")
-    if not data:
-        raise InvalidSource("the file is empty", field="file")
-    return SourceSpec(kind=kind, filename=filename), data
+    return Upload(filename=filename, data=await file.read(max_bytes + 1))
 
 
 def git_source(

@@ -7,13 +7,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from controlbot.api.errors import ErrorDetail
-from protocol.models import BotStatus, QuotaInfo, Stage
+from protocol.models import BotStatus, Note, QuotaInfo, Stage
 
 
 class BotOut(BotStatus):
     """A bot's status, as `GET /api/bots/{name}` and every action answer it."""
 
-    notice: str | None = Field(None, description="A remark from the runner, e.g. which entry point it used.")
+    notes: list[Note] = Field(
+        default_factory=list, description="Remarks on a deploy, typed: the entry point used, dependencies."
+    )
+    notice: str | None = Field(None, description="The notes as one plain English sentence.")
 
 
 class BotList(BaseModel):

@@ -12,8 +12,8 @@ import uvicorn
 from redis.asyncio import Redis
 
 from controlbot.api.app import create_app
+from controlbot.gateway import Gateway
 from controlbot.settings import Settings
-from protocol.client import RunnerClient
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def bind(host: str, port: int) -> socket.socket:
         raise OSError(e.errno, msg) from e
 
 
-async def serve(settings: Settings, runner: RunnerClient, redis: Redis) -> None:
+async def serve(settings: Settings, gateway: Gateway, redis: Redis) -> None:
     """Serve the HTTP API until cancelled; then stop taking requests and let in-flight ones finish."""
-    app = create_app(settings, runner, redis)
+    app = create_app(settings, gateway, redis)
     config = uvicorn.Config(
         app,
         lifespan="on",

@@ -10,13 +10,10 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import ops
 from controlbot.errors import Refusal
-from controlbot.ops import Caller
+from controlbot.gateway import Caller, Gateway
 from controlbot.parsing import split_args
-from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
-from protocol.models import Op
 
 router = Router(name="admin")
 
@@ -24,7 +21,7 @@ RESET_WORDS = {"default", "reset", "-"}
 
 
 def require_admin(caller: Caller) -> None:
-    if not caller.is_admin:
+    if not caller.admin:
         raise Refusal(_("Only admins can do that."), code=ErrorCode.FORBIDDEN)
 
 
@@ -40,24 +37,21 @@ def parse_quota(args: list[str]) -> tuple[int, int | None]:
 
 
 @router.message(Command("quota"))
-async def cmd_quota(message: Message, command: CommandObject, caller: Caller, runner: RunnerClient) -> None:
+async def cmd_quota(message: Message, command: CommandObject, caller: Caller, gateway: Gateway) -> None:
     require_admin(caller)
     user_id, limit = parse_quota(split_args(command.args))
-    result = await ops.call(runner, caller, Op.SET_QUOTA, target_owner=user_id, quota=limit)
-    quota = result.quota
-    used = quota.used if quota else "?"
-    effective = quota.limit if quota else limit
+    quota = await gateway.set_quota(caller, user_id, limit)
     await message.answer(
         _("✅ Quota of user <code>{user}</code>: {used}/{limit} bots.").format(
-            user=user_id, used=used, limit=effective
+            user=user_id, used=quota.used, limit=quota.limit
         )
     )
 
 
 @router.message(Command("system"))
-async def cmd_system(message: Message, caller: Caller, runner: RunnerClient) -> None:
+async def cmd_system(message: Message, caller: Caller, gateway: Gateway) -> None:
     require_admin(caller)
-    health = await runner.health()
+    health = await gateway.health()
     if health is None:
         await message.answer(
             _(
@@ -66,8 +60,7 @@ async def cmd_system(message: Message, caller: Caller, runner: RunnerClient) -> 
             )
         )
         return
-    result = await ops.call(runner, caller, Op.SYSTEM)
-    system = result.system
+    system = await gateway.system(caller)
     age = max(0.0, time.time() - health.ts)
     docker = (system.docker_version if system else None) or health.docker_version
     running = system.bots_running if system else health.bots_running

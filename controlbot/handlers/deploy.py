@@ -1,5 +1,5 @@
 """/start_bot (a new bot from a .py, a .zip or a git repository, or a stopped bot started again)
-and /update (new code, or a pull of a git bot's branch)."""
+and /update (new code, or a pull of a git bot's branch): one handler, one DeployRequest."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Document, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import deploying, formatting, keyboards, ops, uploads
+from controlbot import cards, deploying, uploads
 from controlbot.deployargs import DeployArgs, check_with_file, parse_deploy_args
+from controlbot.deploying import ChatDeploy
 from controlbot.errors import Refusal
 from controlbot.formatting import has_credentials
-from controlbot.ops import Caller
-from controlbot.parsing import Target
-from controlbot.settings import Settings
-from protocol.client import RunnerClient
+from controlbot.gateway import Caller, DeployRequest, Gateway, Target
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import Op, SourceKind
 
@@ -37,11 +35,6 @@ def carries_secrets(command: CommandObject) -> bool:
     """Env values, or a URL with credentials: the user's message is deleted once read."""
     args = command.args or ""
     return "=" in args or has_credentials(args)
-
-
-def check_document_args(document: Document, args: DeployArgs, settings: Settings) -> None:
-    uploads.check_document(document, settings)
-    check_with_file(args.git, document.file_name or "")
 
 
 def start_usage() -> str:
@@ -79,60 +72,51 @@ def check_start_without_file(args: DeployArgs, caller: Caller) -> None:
         )
 
 
-@router.message(Command("start_bot"))
-async def cmd_start_bot(
-    message: Message,
-    command: CommandObject,
-    bot: Bot,
-    caller: Caller,
-    runner: RunnerClient,
-    settings: Settings,
+@router.message(Command("start_bot", "update"))
+async def cmd_deploy(
+    message: Message, command: CommandObject, bot: Bot, caller: Caller, gateway: Gateway
 ) -> None:
+    """/start_bot (new code, or a stopped bot started again) and /update (new code, or a git pull)."""
+    op = Op.START if command.command == "start_bot" else Op.UPDATE
     env_message = message if carries_secrets(command) else None
     try:
-        args = parse_deploy_args(command.args, caller.id, caller.is_admin, start_usage())
+        args = parse_deploy_args(
+            command.args, caller.id, caller.admin, start_usage() if op is Op.START else update_usage()
+        )
         document = attached_document(message)
         if document is not None:
-            check_document_args(document, args, settings)
-        elif not args.git.url:
+            gateway.check_upload_meta(document.file_name or "", document.file_size)
+            check_with_file(args.git, document.file_name or "")
+        elif not args.git.url and op is Op.START:
             check_start_without_file(args, caller)
+        elif not args.git.url:
+            await check_pullable(gateway, caller, args)
     except BotrunnerError:
         await uploads.delete_quietly(env_message)
         raise
-    target = args.target
-    if document is not None:
-        await deploying.deploy_file(
-            bot=bot,
-            reply_to=message,
-            runner=runner,
-            settings=settings,
-            caller=caller,
-            target=target,
-            file_id=document.file_id,
-            filename=document.file_name or f"{target.name}.py",
-            changes=args.changes,
-            op=Op.START,
-            entrypoint=args.git.entrypoint,
-            env_message=env_message,
-        )
-    elif args.git.url:
-        await deploying.deploy_git(
-            reply_to=message,
-            runner=runner,
-            settings=settings,
-            caller=caller,
-            target=target,
-            changes=args.changes,
-            source=args.git.spec(),
-            env_message=env_message,
-        )
-    else:
-        await start_existing(message, runner, caller, target)
+    if op is Op.START and document is None and not args.git.url:
+        await start_existing(message, gateway, caller, args.target)
+        return
+    request = DeployRequest(
+        op=op,
+        target=args.target,
+        env=args.changes.set or None,
+        source=args.git.spec() if args.git else None,
+        # An update without a file or URL pulls the recorded repository's branch.
+        pull=op is Op.UPDATE and document is None and not args.git.url,
+    )
+    job = ChatDeploy(
+        request,
+        file_id=document.file_id if document else None,
+        filename=(document.file_name if document else None) or f"{args.target.name}.py",
+        env_message=env_message,
+    )
+    await deploying.deploy(bot, message, gateway, caller, job)
 
 
-async def start_existing(message: Message, runner: RunnerClient, caller: Caller, target: Target) -> None:
+async def start_existing(message: Message, gateway: Gateway, caller: Caller, target: Target) -> None:
     try:
-        result = await ops.call(runner, caller, Op.START, target)
+        status = await gateway.act(caller, Op.START, target)
     except BotrunnerError as e:
         if e.code != ErrorCode.NOT_FOUND:
             raise
@@ -144,68 +128,12 @@ async def start_existing(message: Message, runner: RunnerClient, caller: Caller,
             code=ErrorCode.NOT_FOUND,
         ) from e
     text = _("▶️ <b>{name}</b> started.").format(name=escape(target.ref(caller.id)))
-    if result.bot is None:
-        await message.answer(text)
-        return
-    await message.answer(
-        text + "\n\n" + formatting.card(result.bot, caller.id), reply_markup=keyboards.card(result.bot)
-    )
+    await cards.answer(message, text, status, caller.id)
 
 
-@router.message(Command("update"))
-async def cmd_update(
-    message: Message,
-    command: CommandObject,
-    bot: Bot,
-    caller: Caller,
-    runner: RunnerClient,
-    settings: Settings,
-) -> None:
-    env_message = message if carries_secrets(command) else None
-    try:
-        args = parse_deploy_args(command.args, caller.id, caller.is_admin, update_usage())
-        document = attached_document(message)
-        if document is not None:
-            check_document_args(document, args, settings)
-        elif not args.git.url:
-            await check_pullable(runner, caller, args)
-    except BotrunnerError:
-        await uploads.delete_quietly(env_message)
-        raise
-    if document is not None:
-        await deploying.deploy_file(
-            bot=bot,
-            reply_to=message,
-            runner=runner,
-            settings=settings,
-            caller=caller,
-            target=args.target,
-            file_id=document.file_id,
-            filename=document.file_name or f"{args.target.name}.py",
-            changes=args.changes,
-            op=Op.UPDATE,
-            entrypoint=args.git.entrypoint,
-            env_message=env_message,
-        )
-        return
-    # A URL points the bot at a (new) repository; without one, a git bot pulls its branch.
-    await deploying.deploy_git(
-        reply_to=message,
-        runner=runner,
-        settings=settings,
-        caller=caller,
-        target=args.target,
-        changes=args.changes,
-        source=args.git.spec() if args.git else None,
-        op=Op.UPDATE,
-        pull=not args.git.url,
-        env_message=env_message,
-    )
-
-
-async def check_pullable(runner: RunnerClient, caller: Caller, args: DeployArgs) -> None:
+async def check_pullable(gateway: Gateway, caller: Caller, args: DeployArgs) -> None:
     """An update without a file pulls, which only a bot deployed from git can do."""
-    status = await ops.status(runner, caller, args.target)
+    status = await gateway.status(caller, args.target)
     if status.source.kind is SourceKind.GIT:
         return
     if not args.git:

@@ -9,15 +9,15 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import deploying, formatting, keyboards, ops, uploads
+from controlbot import deploying, formatting, keyboards, uploads
 from controlbot.callbacks import FlowAction, FlowCb
+from controlbot.deploying import ChatDeploy
 from controlbot.errors import Refusal
-from controlbot.ops import Caller
-from controlbot.parsing import EnvChanges, Target, check_name, name_rule, parse_env, split_args
-from controlbot.settings import Settings
+from controlbot.gateway import Caller, DeployRequest, Gateway, Target
+from controlbot.parsing import check_name, name_rule, parse_env, split_args
 from controlbot.states import DeployFlow
-from protocol.client import RunnerClient
 from protocol.errors import BotrunnerError, ErrorCode
+from protocol.models import Op
 
 router = Router(name="flow")
 
@@ -25,10 +25,10 @@ NOT_A_COMMAND = F.text & ~F.text.startswith("/")
 
 
 @router.message(F.document & ~F.caption.startswith("/"))
-async def got_file(message: Message, state: FSMContext, settings: Settings) -> None:
+async def got_file(message: Message, state: FSMContext, gateway: Gateway) -> None:
     """Any .py or .zip without a command starts (or restarts) the flow; other files are refused."""
     assert message.document is not None
-    uploads.check_document(message.document, settings)
+    gateway.check_upload_meta(message.document.file_name or "", message.document.file_size)
     await state.clear()
     await state.set_state(DeployFlow.name)
     await state.update_data(file_id=message.document.file_id, filename=message.document.file_name)
@@ -43,11 +43,11 @@ async def got_file(message: Message, state: FSMContext, settings: Settings) -> N
 
 
 @router.message(DeployFlow.name, NOT_A_COMMAND)
-async def got_name(message: Message, state: FSMContext, caller: Caller, runner: RunnerClient) -> None:
+async def got_name(message: Message, state: FSMContext, caller: Caller, gateway: Gateway) -> None:
     name = check_name((message.text or "").strip())
     target = Target(owner=caller.id, name=name)
     try:
-        await ops.status(runner, caller, target)
+        await gateway.status(caller, target)
     except BotrunnerError as e:
         if e.code != ErrorCode.NOT_FOUND:
             raise
@@ -72,14 +72,14 @@ async def got_name(message: Message, state: FSMContext, caller: Caller, runner: 
 
 
 @router.message(DeployFlow.env, NOT_A_COMMAND)
-async def got_env(message: Message, state: FSMContext, settings: Settings) -> None:
+async def got_env(message: Message, state: FSMContext, gateway: Gateway) -> None:
     try:
         changes = parse_env(split_args(message.text))
         if changes.unset:
             raise Refusal(
                 _("A new bot has no variables to unset; send KEY=VALUE only."), code=ErrorCode.INVALID_ENV
             )
-        uploads.check_values(changes, settings)
+        gateway.check_env(changes.set)
     finally:
         await uploads.delete_quietly(message)
     await state.update_data(env=changes.set)
@@ -113,26 +113,19 @@ async def confirm(
     state: FSMContext,
     bot: Bot,
     caller: Caller,
-    runner: RunnerClient,
-    settings: Settings,
+    gateway: Gateway,
 ) -> None:
     data = await state.get_data()
     await state.clear()
     await query.answer()
     if not isinstance(query.message, Message):
         return
-    await deploying.deploy_file(
-        bot=bot,
-        reply_to=query.message,
-        take_over=query.message,
-        runner=runner,
-        settings=settings,
-        caller=caller,
-        target=Target(owner=caller.id, name=data["name"]),
-        file_id=data["file_id"],
-        filename=data.get("filename") or f"{data['name']}.py",
-        changes=EnvChanges(set=dict(data.get("env", {}))),
+    name = data["name"]
+    request = DeployRequest(
+        op=Op.START, target=Target(owner=caller.id, name=name), env=dict(data.get("env", {}))
     )
+    job = ChatDeploy(request, file_id=data["file_id"], filename=data.get("filename") or f"{name}.py")
+    await deploying.deploy(bot, query.message, gateway, caller, job, take_over=query.message)
 
 
 @router.callback_query(FlowCb.filter())

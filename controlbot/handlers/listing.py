@@ -7,20 +7,18 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import formatting, keyboards, ops
+from controlbot import formatting, keyboards
 from controlbot.callbacks import MenuAction, MenuCb
 from controlbot.errors import Refusal
-from controlbot.ops import Caller
-from protocol.client import RunnerClient
-from protocol.models import Op
+from controlbot.gateway import Caller, Gateway
 
 router = Router(name="listing")
 
 
 async def render_list(
-    runner: RunnerClient, caller: Caller, all_owners: bool
+    gateway: Gateway, caller: Caller, all_owners: bool
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    result = await ops.call(runner, caller, Op.LIST, all_owners=all_owners)
+    result = await gateway.bots(caller, all_owners=all_owners)
     bots = sorted(result.bots or [], key=lambda b: (b.owner != caller.id, b.owner, b.name))
     if not bots:
         text = _("No bots yet. Send a .py file with the caption <code>/start_bot name</code> to deploy one.")
@@ -34,18 +32,18 @@ async def render_list(
 
 
 @router.message(Command("list"))
-async def cmd_list(message: Message, command: CommandObject, caller: Caller, runner: RunnerClient) -> None:
+async def cmd_list(message: Message, command: CommandObject, caller: Caller, gateway: Gateway) -> None:
     arg = (command.args or "").strip().lower()
     if arg and arg != "all":
         raise Refusal(_("Usage: /list, or /list all for admins."))
-    if arg == "all" and not caller.is_admin:
+    if arg == "all" and not caller.admin:
         raise Refusal(_("Only admins can list every user's bots. /list shows yours."))
-    text, markup = await render_list(runner, caller, all_owners=arg == "all")
+    text, markup = await render_list(gateway, caller, all_owners=arg == "all")
     await message.answer(text, reply_markup=markup)
 
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.LIST))
-async def press_list(query: CallbackQuery, bot: Bot, caller: Caller, runner: RunnerClient) -> None:
-    text, markup = await render_list(runner, caller, all_owners=False)
+async def press_list(query: CallbackQuery, bot: Bot, caller: Caller, gateway: Gateway) -> None:
+    text, markup = await render_list(gateway, caller, all_owners=False)
     await query.answer()
     await bot.send_message(query.from_user.id, text, reply_markup=markup)

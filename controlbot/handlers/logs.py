@@ -11,13 +11,11 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import formatting, keyboards, ops
+from controlbot import formatting, keyboards
 from controlbot.callbacks import BotAction, BotCb, LogsAction, LogsCb
 from controlbot.errors import Refusal
-from controlbot.ops import Caller
+from controlbot.gateway import Caller, Gateway, press_target
 from controlbot.parsing import Target, target_args
-from protocol.client import RunnerClient
-from protocol.models import Op
 
 router = Router(name="logs")
 
@@ -28,11 +26,11 @@ MAX_DOCUMENT_BYTES = 45 * 1024 * 1024  # sendDocument takes up to 50 MB
 
 
 async def render(
-    runner: RunnerClient, caller: Caller, target: Target, lines: int
+    gateway: Gateway, caller: Caller, target: Target, lines: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    result = await ops.call(runner, caller, Op.LOGS, target, tail=lines)
+    logs = await gateway.logs(caller, target, tail=lines)
     header = _("📜 <b>{name}</b> — last {n} lines").format(name=escape(target.ref(caller.id)), n=lines)
-    text = formatting.log_block(header, result.logs or "")
+    text = formatting.log_block(header, logs)
     return text, keyboards.logs(target.owner, target.name, lines)
 
 
@@ -45,30 +43,30 @@ def parse_lines(rest: list[str]) -> int:
 
 
 @router.message(Command("logs"))
-async def cmd_logs(message: Message, command: CommandObject, caller: Caller, runner: RunnerClient) -> None:
-    target, rest = target_args(command.args, caller.id, caller.is_admin, _("Usage: /logs name [lines]"))
+async def cmd_logs(message: Message, command: CommandObject, caller: Caller, gateway: Gateway) -> None:
+    target, rest = target_args(command.args, caller.id, caller.admin, _("Usage: /logs name [lines]"))
     lines = parse_lines(rest)
-    text, markup = await render(runner, caller, target, lines)
+    text, markup = await render(gateway, caller, target, lines)
     await message.answer(text, reply_markup=markup)
 
 
 @router.callback_query(BotCb.filter(F.action == BotAction.LOGS))
 async def press_logs(
-    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, runner: RunnerClient
+    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, gateway: Gateway
 ) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
-    text, markup = await render(runner, caller, target, DEFAULT_LINES)
+    target = press_target(caller, callback_data.owner, callback_data.name)
+    text, markup = await render(gateway, caller, target, DEFAULT_LINES)
     await query.answer()
     await bot.send_message(query.from_user.id, text, reply_markup=markup)
 
 
 @router.callback_query(LogsCb.filter(F.action == LogsAction.REFRESH))
 async def press_refresh(
-    query: CallbackQuery, callback_data: LogsCb, caller: Caller, runner: RunnerClient
+    query: CallbackQuery, callback_data: LogsCb, caller: Caller, gateway: Gateway
 ) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    target = press_target(caller, callback_data.owner, callback_data.name)
     lines = min(max(callback_data.lines, 1), MAX_LINES)
-    text, markup = await render(runner, caller, target, lines)
+    text, markup = await render(gateway, caller, target, lines)
     if isinstance(query.message, Message):
         try:
             await query.message.edit_text(text, reply_markup=markup)
@@ -82,11 +80,10 @@ async def press_refresh(
 
 @router.callback_query(LogsCb.filter(F.action == LogsAction.FULL))
 async def press_full(
-    query: CallbackQuery, callback_data: LogsCb, bot: Bot, caller: Caller, runner: RunnerClient
+    query: CallbackQuery, callback_data: LogsCb, bot: Bot, caller: Caller, gateway: Gateway
 ) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
-    result = await ops.call(runner, caller, Op.LOGS, target, tail=FULL_LOG_LINES)
-    data = (result.logs or "").encode()
+    target = press_target(caller, callback_data.owner, callback_data.name)
+    data = (await gateway.logs(caller, target, tail=FULL_LOG_LINES)).encode()
     if len(data) > MAX_DOCUMENT_BYTES:
         data = data[-MAX_DOCUMENT_BYTES:]
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -10,11 +10,10 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import formatting, keyboards, ops
+from controlbot import cards, formatting, keyboards
 from controlbot.callbacks import BotAction, BotCb
-from controlbot.ops import Caller
+from controlbot.gateway import Caller, Gateway, press_target
 from controlbot.parsing import Target, target_args
-from protocol.client import RunnerClient
 from protocol.models import BotStatus, Op, SourceKind
 
 router = Router(name="manage")
@@ -32,31 +31,22 @@ def done_text(op: Op, target: Target, caller: Caller) -> str:
     return texts[op].format(name=name)
 
 
-async def act(runner: RunnerClient, caller: Caller, op: Op, target: Target) -> BotStatus | None:
-    result = await ops.call(runner, caller, op, target)
-    return result.bot
-
-
 @router.message(Command("stop", "restart"))
 async def cmd_stop_restart(
-    message: Message, command: CommandObject, caller: Caller, runner: RunnerClient
+    message: Message, command: CommandObject, caller: Caller, gateway: Gateway
 ) -> None:
     op = Op.STOP if command.command == "stop" else Op.RESTART
     target, _rest = target_args(
-        command.args, caller.id, caller.is_admin, _("Usage: /{cmd} name").format(cmd=command.command)
+        command.args, caller.id, caller.admin, _("Usage: /{cmd} name").format(cmd=command.command)
     )
-    bot = await act(runner, caller, op, target)
-    text = done_text(op, target, caller)
-    if bot is None:
-        await message.answer(text)
-        return
-    await message.answer(text + "\n\n" + formatting.card(bot, caller.id), reply_markup=keyboards.card(bot))
+    bot = await gateway.act(caller, op, target)
+    await cards.answer(message, done_text(op, target, caller), bot, caller.id)
 
 
 @router.message(Command("delete"))
-async def cmd_delete(message: Message, command: CommandObject, caller: Caller, runner: RunnerClient) -> None:
-    target, _rest = target_args(command.args, caller.id, caller.is_admin, _("Usage: /delete name"))
-    await ops.status(runner, caller, target)  # an unknown bot is "not found" before any question
+async def cmd_delete(message: Message, command: CommandObject, caller: Caller, gateway: Gateway) -> None:
+    target, _rest = target_args(command.args, caller.id, caller.admin, _("Usage: /delete name"))
+    await gateway.status(caller, target)  # an unknown bot is "not found" before any question
     await message.answer(
         confirm_text(target, caller), reply_markup=keyboards.delete_confirm(target.owner, target.name)
     )
@@ -83,28 +73,26 @@ def _is_card(message: Message) -> bool:
 
 @router.callback_query(BotCb.filter(F.action.in_({BotAction.STOP, BotAction.RESTART, BotAction.START})))
 async def press_action(
-    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, runner: RunnerClient
+    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, gateway: Gateway
 ) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    target = press_target(caller, callback_data.owner, callback_data.name)
     op = _OPS[callback_data.action]
-    status = await act(runner, caller, op, target)
+    status = await gateway.act(caller, op, target)
     text = done_text(op, target, caller)
     await query.answer(formatting.strip_tags(text))
-    if status is None:
-        return
-    card_text = text + "\n\n" + formatting.card(status, caller.id)
+    card_text, markup = cards.with_card(text, status, caller.id)
     if isinstance(query.message, Message) and _is_card(query.message):
         try:
-            await query.message.edit_text(card_text, reply_markup=keyboards.card(status))
+            await query.message.edit_text(card_text, reply_markup=markup)
             return
         except TelegramBadRequest:
             pass
-    await bot.send_message(query.from_user.id, card_text, reply_markup=keyboards.card(status))
+    await bot.send_message(query.from_user.id, card_text, reply_markup=markup)
 
 
 @router.callback_query(BotCb.filter(F.action == BotAction.DELETE))
 async def press_delete(query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    target = press_target(caller, callback_data.owner, callback_data.name)
     await query.answer()
     await bot.send_message(
         query.from_user.id,
@@ -115,10 +103,10 @@ async def press_delete(query: CallbackQuery, callback_data: BotCb, bot: Bot, cal
 
 @router.callback_query(BotCb.filter(F.action == BotAction.DELETE_CONFIRM))
 async def press_delete_confirm(
-    query: CallbackQuery, callback_data: BotCb, caller: Caller, runner: RunnerClient
+    query: CallbackQuery, callback_data: BotCb, caller: Caller, gateway: Gateway
 ) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
-    await ops.call(runner, caller, Op.DELETE, target)
+    target = press_target(caller, callback_data.owner, callback_data.name)
+    await gateway.delete(caller, target)
     text = _("🗑 <b>{name}</b> deleted.").format(name=escape(target.ref(caller.id)))
     await query.answer(formatting.strip_tags(text))
     if isinstance(query.message, Message):
@@ -127,7 +115,7 @@ async def press_delete_confirm(
 
 @router.callback_query(BotCb.filter(F.action == BotAction.DELETE_CANCEL))
 async def press_delete_cancel(query: CallbackQuery, callback_data: BotCb, caller: Caller) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
+    target = press_target(caller, callback_data.owner, callback_data.name)
     text = _("Kept <b>{name}</b>; nothing was deleted.").format(name=escape(target.ref(caller.id)))
     await query.answer()
     if isinstance(query.message, Message):
@@ -136,10 +124,10 @@ async def press_delete_cancel(query: CallbackQuery, callback_data: BotCb, caller
 
 @router.callback_query(BotCb.filter(F.action == BotAction.UPDATE))
 async def press_update(
-    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, runner: RunnerClient
+    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, gateway: Gateway
 ) -> None:
-    target = ops.press_target(caller, callback_data.owner, callback_data.name)
-    status = await ops.status(runner, caller, target)
+    target = press_target(caller, callback_data.owner, callback_data.name)
+    status = await gateway.status(caller, target)
     await query.answer()
     await bot.send_message(query.from_user.id, update_hint(status, target, caller))
 

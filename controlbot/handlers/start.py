@@ -12,7 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from controlbot import keyboards
 from controlbot.callbacks import MenuAction, MenuCb
 from controlbot.commands import admin_commands, user_commands
-from controlbot.ops import Caller
+from controlbot.gateway import Caller
 
 router = Router(name="start")
 
@@ -29,7 +29,7 @@ def welcome(first_name: str) -> str:
 def help_text(caller: Caller) -> str:
     lines = [_("<b>Commands</b>")]
     lines += [f"/{cmd} — {escape(desc)}" for cmd, desc in user_commands()]
-    if caller.is_admin:
+    if caller.admin:
         lines.append("")
         lines.append(_("<b>Admin</b>"))
         lines += [f"/{cmd} — {escape(desc)}" for cmd, desc in admin_commands()]

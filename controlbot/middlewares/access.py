@@ -11,7 +11,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from aiogram.utils.i18n import gettext as _
 
-from controlbot.ops import Caller
+from controlbot.gateway import Caller
 from controlbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class AccessMiddleware(BaseMiddleware):
         if self.settings.is_allowed(user.id):
             i18n = data.get("i18n")
             locale = i18n.current_locale if i18n is not None else "en"
-            data["caller"] = Caller(id=user.id, is_admin=self.settings.is_admin(user.id), locale=locale)
+            data["caller"] = Caller(id=user.id, admin=self.settings.is_admin(user.id), locale=locale)
             return await handler(event, data)
         await self._refuse(event, user)
         return None

@@ -12,7 +12,8 @@ import docker
 import httpx
 import pytest
 
-from tests.e2e.test_api_support import (
+from tests.fakes.telegram import FakeTelegram
+from tests.fixtures.api_users import (
     TICKER,
     TICKER_V2,
     ApiUser,
@@ -21,7 +22,6 @@ from tests.e2e.test_api_support import (
     make_api_user,
     private_stack,
 )
-from tests.fakes.telegram import FakeTelegram
 from tests.fixtures.controlbot import Chat, ControlbotProcess
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.e2e.test_api_support import BOTRUNNER, TICKER, TICKER_V2, ApiUser, api_user, make_api_user
+from tests.fixtures.api_users import BOTRUNNER, TICKER, TICKER_V2, ApiUser, api_user, make_api_user
 
 pytestmark = pytest.mark.e2e
 

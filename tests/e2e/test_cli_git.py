@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_api_support import (
+from tests.fakes.telegram import FakeTelegram
+from tests.fixtures.api_users import (
     PRIVATE_USERS,
     TICKER,
     ApiUser,
@@ -22,7 +23,6 @@ from tests.e2e.test_api_support import (
     git_server,
     private_stack,
 )
-from tests.fakes.telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 

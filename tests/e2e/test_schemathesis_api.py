@@ -24,7 +24,8 @@ from schemathesis.config import SchemathesisConfig
 from controlbot.api import create_app
 from controlbot.settings import Settings
 from protocol.models import NAME_RE
-from tests.e2e.test_api_support import (
+from tests.fakes.telegram import FakeTelegram
+from tests.fixtures.api_users import (
     PRIVATE_USERS,
     TICKER,
     ApiUser,
@@ -33,7 +34,6 @@ from tests.e2e.test_api_support import (
     git_server,
     private_stack,
 )
-from tests.fakes.telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 

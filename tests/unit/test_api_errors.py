@@ -6,7 +6,7 @@ import pytest
 
 from controlbot.api.errors import STATUS_BY_CODE
 from protocol.errors import BotrunnerError, ErrorCode
-from tests.unit.test_api_fakes import BOT_TOKEN, PY, STRANGER, Api, api, error_of
+from tests.fixtures.api_app import BOT_TOKEN, PY, STRANGER, Api, api, error_of
 
 pytestmark = pytest.mark.unit
 __all__ = ["api"]  # the fixture
@@ -167,13 +167,13 @@ async def test_redis_unavailable_is_503(api: Api) -> None:
     api.redis.down = True
     resp = await api.client.get("/api/bots", headers=api.auth())
     assert resp.status_code == 503
-    assert error_of(resp)["code"] == "RUNNER_UNAVAILABLE"
+    assert error_of(resp)["code"] == "STORE_UNAVAILABLE"  # what failed is Redis, not the runner
     assert (await api.client.get("/healthz")).json()["redis"] is False
 
 
 @pytest.mark.parametrize(
     ("code", "status"),
-    [(ErrorCode.TIMEOUT, 503), (ErrorCode.DOCKER_UNAVAILABLE, 503), (ErrorCode.INVALID_STATE, 409)],
+    [(ErrorCode.TIMEOUT, 503), (ErrorCode.DOCKER_UNAVAILABLE, 503)],
 )
 async def test_runner_errors_map_through_the_one_table(api: Api, code: ErrorCode, status: int) -> None:
     api.runner.fail_next = BotrunnerError("boom", code=code)

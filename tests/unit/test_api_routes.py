@@ -7,7 +7,7 @@ import json
 import pytest
 
 from protocol.models import Op, SourceKind
-from tests.unit.test_api_fakes import ADMIN, PY, USER, Api, api, error_of
+from tests.fixtures.api_app import ADMIN, PY, USER, Api, api, error_of
 
 pytestmark = pytest.mark.unit
 __all__ = ["api"]  # the fixture, re-used
@@ -126,10 +126,10 @@ async def test_update_by_git_pull(api: Api) -> None:
     assert cmd.env == {"A": "1"}
 
 
-async def test_pull_on_a_file_bot_is_409(api: Api) -> None:
+async def test_pull_on_a_file_bot_is_422(api: Api) -> None:
     await api.deploy("filebot")
     resp = await api.client.put("/api/bots/filebot", data={"branch": "main"}, headers=api.auth())
-    assert (resp.status_code, error_of(resp)["code"]) == (409, "INVALID_STATE")
+    assert (resp.status_code, error_of(resp)["code"]) == (422, "INVALID_SOURCE")  # as the real runner
 
 
 async def test_update_with_file_and_commit_is_422(api: Api) -> None:
@@ -189,6 +189,7 @@ async def test_streamed_deploy_ends_with_the_error(api: Api) -> None:
             "code": "ALREADY_EXISTS",
             "message": events[-1]["error"]["message"],
             "field": "name",
+            "params": {},
             "detail": None,
         },
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 
 from controlbot.api import serve
 from controlbot.api.server import bind
+from tests.fakes.runner import FakeRunner
+from tests.fixtures.api_app import FakeRedis, make_gateway, make_settings
 from tests.fixtures.services import free_port
-from tests.unit.test_api_fakes import FakeRedis, FakeRunner, make_settings
 
 pytestmark = pytest.mark.unit
 
@@ -33,7 +34,9 @@ async def test_serve_answers_and_stops_cleanly_when_cancelled() -> None:
     port = free_port()
     settings = make_settings().model_copy(update={"api_port": port})
     before = signal.getsignal(signal.SIGTERM)
-    task = asyncio.create_task(serve(settings, cast(Any, FakeRunner()), cast(Redis, FakeRedis())))
+    task = asyncio.create_task(
+        serve(settings, make_gateway(settings, FakeRunner()), cast(Redis, FakeRedis()))
+    )
     resp = await _wait_up(f"http://127.0.0.1:{port}")
     assert resp.status_code == 200
     assert signal.getsignal(signal.SIGTERM) is before  # aiogram keeps SIGTERM
@@ -50,4 +53,4 @@ async def test_a_taken_port_is_an_oserror_naming_the_setting() -> None:
         port = taken.getsockname()[1]
         settings = make_settings().model_copy(update={"api_port": port})
         with pytest.raises(OSError, match="API_HOST/API_PORT"):
-            await serve(settings, cast(Any, FakeRunner()), cast(Redis, FakeRedis()))
+            await serve(settings, make_gateway(settings, FakeRunner()), cast(Redis, FakeRedis()))

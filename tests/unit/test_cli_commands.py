@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import uvicorn
@@ -20,7 +20,8 @@ from cli.app import app
 from controlbot.api import create_app
 from controlbot.api.server import bind
 from protocol.models import Op, SourceKind
-from tests.unit.test_api_fakes import USER, FakeRedis, FakeRunner, make_settings
+from tests.fakes.runner import FakeRunner
+from tests.fixtures.api_app import USER, FakeRedis, make_gateway, make_settings
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +54,8 @@ class Live:
 def live(tmp_path: Path) -> Iterator[Live]:
     runner, redis = FakeRunner(quota=3), FakeRedis()
     token = redis.mint(USER)
-    app_ = create_app(make_settings(), cast(Any, runner), cast(Redis, redis))
+    settings = make_settings()
+    app_ = create_app(settings, make_gateway(settings, runner), cast(Redis, redis))
     server = uvicorn.Server(uvicorn.Config(app_, log_config=None, lifespan="on"))
     sock = bind("127.0.0.1", 0)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -240,7 +242,7 @@ def test_update_pull_of_a_file_bot_fails_with_the_code(live: Live) -> None:
     live.deploy("plain")
     result = live.run("update", "plain", "--pull")
     assert result.exit_code == 1
-    assert result.stderr.startswith("INVALID_STATE: ")
+    assert result.stderr.startswith("INVALID_SOURCE: ")
 
 
 def test_rm(live: Live) -> None:

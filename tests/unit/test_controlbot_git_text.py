@@ -6,15 +6,25 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from controlbot.gateway import Caller
 
 from controlbot import formatting, notices
 from controlbot.errors import Refusal, describe
 from controlbot.handlers.start import help_text
 from controlbot.i18n import create_i18n
-from controlbot.ops import Caller
 from controlbot.progress import stage_label
 from protocol.errors import BotrunnerError, ErrorCode
-from protocol.models import BotState, BotStatus, Desired, Limits, SourceInfo, SourceKind, Stage
+from protocol.models import (
+    BotState,
+    BotStatus,
+    Desired,
+    Limits,
+    Note,
+    NoteKind,
+    SourceInfo,
+    SourceKind,
+    Stage,
+)
 from tests.unit.test_controlbot_formatting import assert_valid_html
 
 pytestmark = pytest.mark.unit
@@ -88,28 +98,41 @@ def test_card_of_a_zip_bot() -> None:
     assert "Source: pkg.zip · sha <code>cdcdcdcd</code>" in text and "Entry point" in text
 
 
+ENTRY = Note(kind=NoteKind.ENTRYPOINT, path="main.py")
+
+
 @pytest.mark.parametrize(
-    ("notice", "shown"),
+    ("notes", "shown"),
     [
-        ("entry point: main.py", "ℹ️ entry point: <code>main.py</code>"),
+        ([ENTRY], "ℹ️ entry point: <code>main.py</code>"),
         (
-            "entry point: bot.py; dependencies: cached (2)",
-            "ℹ️ entry point: <code>bot.py</code>; dependencies: cached (2)",
+            [Note(kind=NoteKind.ENTRYPOINT, path="<b>.py"), Note(kind=NoteKind.DEPS_CACHED, count=2)],
+            "ℹ️ entry point: <code>&lt;b&gt;.py</code>; dependencies: cached (2)",
         ),
-        ("built from its Dockerfile (cached)", "ℹ️ built from its Dockerfile (cached)"),
-        ("something <new>", "ℹ️ something &lt;new&gt;"),
-        (None, ""),
+        ([Note(kind=NoteKind.DOCKERFILE_CACHED)], "ℹ️ built from its Dockerfile (cached)"),
+        (
+            [ENTRY, Note(kind=NoteKind.TOKEN_SHARED, key="BOT_TOKEN", bots=["a", "b<"])],
+            "ℹ️ entry point: <code>main.py</code>\n⚠️ The value of <code>BOT_TOKEN</code> is already used by "
+            "a, b&lt;. Two bots polling one token get 409 Conflict from Telegram.",
+        ),
+        ([], ""),
     ],
 )
-def test_notices(notice: str | None, shown: str) -> None:
-    assert notices.localise(notice) == shown
+def test_notes(notes: list[Note], shown: str) -> None:
+    assert notices.localise(notes) == shown
 
 
-def test_notices_in_russian() -> None:
+def test_notes_in_russian() -> None:
     i18n = create_i18n()
     with i18n.context(), i18n.use_locale("ru"):
-        text = notices.localise("entry point: main.py; dependencies: installed (1)")
+        text = notices.localise([ENTRY, Note(kind=NoteKind.DEPS_INSTALLED, count=1)])
     assert "main.py" in text and "entry point" not in text
+
+
+def test_every_note_kind_has_words_in_english_and_in_chat() -> None:
+    for kind in NoteKind:
+        note = Note(kind=kind, path="p", count=1, key="K", bots=["x"])
+        assert note.english() and notices.localise([note])
 
 
 def test_a_failed_build_shows_the_log_tail_within_the_limit() -> None:
@@ -140,7 +163,7 @@ def test_progress_starts_at_cloning() -> None:
 def test_help_mentions_git_and_zip_and_fits(locale: str) -> None:
     i18n = create_i18n()
     with i18n.context(), i18n.use_locale(locale):
-        text = help_text(Caller(id=1, is_admin=True))
+        text = help_text(Caller(id=1, admin=True))
     assert "--git" in text and ".zip" in text and "--branch" in text
     assert formatting.tg_len(text) <= formatting.MAX_TEXT
     assert_valid_html(text)

@@ -20,7 +20,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, Message, Update
 from redis.asyncio import Redis
 
-from controlbot.app import create_dispatcher
+from controlbot.app import create_dispatcher, create_gateway
 from controlbot.callbacks import BotAction, BotCb
 from controlbot.i18n import create_i18n
 from controlbot.retry import RetryAfterMiddleware
@@ -81,9 +81,9 @@ def settings() -> Iterator[Settings]:
 @pytest.fixture(scope="module")
 async def dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
     """One dispatcher for the module: the feature routers are module-level and attach only once."""
-    # Nothing listens on port 1: every runner call finds the runner unavailable.
+    # Nothing listens on port 1: every call finds the store (Redis) unavailable.
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=0.5)
-    dp = create_dispatcher(settings, RunnerClient(redis), redis, create_i18n())
+    dp = create_dispatcher(settings, create_gateway(settings, RunnerClient(redis)), redis, create_i18n())
     try:
         yield dp
     finally:
@@ -144,13 +144,14 @@ async def test_stranger_refusal_in_russian(wired: tuple[Dispatcher, Bot, Recordi
     assert "закрытый бот" in session.texts()[0]
 
 
-async def test_runner_unavailable_is_answered_without_a_traceback(
+async def test_redis_down_is_answered_as_the_store_not_the_runner(
     wired: tuple[Dispatcher, Bot, RecordingSession],
 ) -> None:
     dp, bot, session = wired
     await dp.feed_update(bot, message(USER, "/list"))
     (text,) = session.texts()
-    assert "runner is unavailable" in text and "RUNNER_UNAVAILABLE" in text and "Traceback" not in text
+    assert "store (Redis) is unavailable" in text and "STORE_UNAVAILABLE" in text
+    assert "runner" not in text.lower() and "Traceback" not in text
 
 
 async def test_forged_button_for_another_owner_is_not_found(

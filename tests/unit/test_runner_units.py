@@ -16,8 +16,8 @@ from protocol.models import (
     SourceInfo,
     SourceKind,
     Stage,
-    validate_name,
 )
+from protocol.rules import validate_name
 from runner.backend import ContainerInfo
 from runner.backend.names import app_volume, container_name, data_volume
 from runner.settings import Settings, parse_memory

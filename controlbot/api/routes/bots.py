@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from controlbot.api.calls import NDJSON, bot_out, call, command, deploy
-from controlbot.api.deps import Auth, BotName, Ctx
+from controlbot.api.calls import NDJSON, bot_out, deploy
+from controlbot.api.deps import ApiContext, Auth, Bot, Ctx
 from controlbot.api.errors import ERROR_RESPONSES
 from controlbot.api.forms import (
     BranchField,
@@ -19,15 +20,9 @@ from controlbot.api.forms import (
     GitUrlField,
     NameField,
 )
-from controlbot.api.inputs import (
-    git_source,
-    parse_env_items,
-    read_upload,
-    refuse_empty_fields,
-    refuse_own_token,
-)
+from controlbot.api.inputs import git_source, parse_env_items, read_upload, refuse_empty_fields
 from controlbot.api.schemas import BotList, BotOut
-from protocol.client import BUILD_TIMEOUT_S
+from controlbot.gateway import DeployRequest, Target
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import Op, SourceKind, SourceSpec
 
@@ -43,10 +38,20 @@ async def list_bots(
     caller: Auth,
     all_owners: Annotated[bool, Query(alias="all", description="Every user's bots (admins only).")] = False,
 ) -> BotList:
-    if all_owners and not caller.admin:
-        raise BotrunnerError("only admins may list every user's bots", code=ErrorCode.FORBIDDEN)
-    result = await call(ctx, command(caller, Op.LIST, all_owners=all_owners))
+    result = await ctx.gateway.bots(caller, all_owners=all_owners)
     return BotList(bots=result.bots or [], quota=result.quota)
+
+
+async def _form(
+    request: Request, ctx: ApiContext, fields: tuple[str, ...], env: list[str] | None
+) -> dict[str, str] | None:
+    """The deploy form's env, once no field in it is empty."""
+    await refuse_empty_fields(request, (*fields, "env"))
+    return parse_env_items(env or [])
+
+
+def _refuse(message: str, field: str) -> BotrunnerError:
+    return BotrunnerError(message, code=ErrorCode.INVALID_INPUT, field=field)
 
 
 @router.post(
@@ -68,35 +73,26 @@ async def create_bot(
     env: EnvField = None,
 ) -> BotOut | StreamingResponse:
     """Answers once the bot runs; send `Accept: application/x-ndjson` to get its progress as it goes."""
-    await refuse_empty_fields(request, ("git_url", "branch", "entrypoint", "env"))
-    env_dict = parse_env_items(env or [])
-    refuse_own_token(env_dict, ctx.settings.bot_token)
-    payload: bytes | None = None
-    if file is not None and git_url is not None:
-        raise BotrunnerError(
-            "send either a file or a git_url, not both", code=ErrorCode.INVALID_INPUT, field="file"
-        )
+    env_dict = await _form(request, ctx, ("git_url", "branch", "entrypoint"), env)
+    req = DeployRequest(op=Op.START, target=Target(owner=caller.id, name=name), env=env_dict)
     if file is not None:
+        if git_url is not None:
+            raise _refuse("send either a file or a git_url, not both", "file")
         if branch is not None or entrypoint is not None:
-            raise BotrunnerError(
-                "branch and entrypoint go with git_url, not with a file",
-                code=ErrorCode.INVALID_INPUT,
-                field="branch" if branch else "entrypoint",
+            raise _refuse(
+                "branch and entrypoint go with git_url, not with a file", "branch" if branch else "entrypoint"
             )
-        source, payload = await read_upload(file, ctx.settings.max_upload_bytes)
+        req = replace(req, upload=await read_upload(file, ctx.settings.max_upload_bytes))
     elif git_url is not None:
-        source = git_source(git_url, branch, entrypoint, ctx.settings.git_allowed_schemes)
+        req = replace(req, source=git_source(git_url, branch, entrypoint, ctx.settings.git_allowed_schemes))
     else:
-        raise BotrunnerError(
-            "send a file (.py or .zip) or a git_url", code=ErrorCode.INVALID_INPUT, field="file"
-        )
-    cmd = command(caller, Op.START, name=name, source=source, env=env_dict)
-    return await deploy(request, ctx, cmd, payload, timeout=BUILD_TIMEOUT_S, status_code=201)
+        raise _refuse("send a file (.py or .zip) or a git_url", "file")
+    return await deploy(request, ctx, caller, req, status_code=201)
 
 
 @router.get("/{name}", response_model=BotOut, summary="A bot's status")
-async def get_bot(ctx: Ctx, caller: Auth, name: BotName) -> BotOut:
-    return bot_out(await call(ctx, command(caller, Op.STATUS, name=name)))
+async def get_bot(ctx: Ctx, caller: Auth, bot: Bot) -> BotOut:
+    return bot_out(await ctx.gateway.status(caller, bot))
 
 
 @router.put(
@@ -109,33 +105,24 @@ async def update_bot(
     request: Request,
     ctx: Ctx,
     caller: Auth,
-    name: BotName,
+    bot: Bot,
     file: FileField = None,
     branch: BranchField = None,
     commit: CommitField = None,
     env: EnvField = None,
 ) -> BotOut | StreamingResponse:
     """A file replaces the code; without one, a git bot pulls its branch head, or `branch`/`commit`."""
-    await refuse_empty_fields(request, ("branch", "commit", "env"))
-    env_dict = parse_env_items(env or [])
-    refuse_own_token(env_dict, ctx.settings.bot_token)
-    payload: bytes | None = None
+    req = DeployRequest(op=Op.UPDATE, target=bot, env=await _form(request, ctx, ("branch", "commit"), env))
     if file is not None:
         if branch is not None or commit is not None:
-            raise BotrunnerError(
-                "send either a file or branch/commit for a git pull, not both",
-                code=ErrorCode.INVALID_INPUT,
-                field="file",
-            )
-        source, payload = await read_upload(file, ctx.settings.max_upload_bytes)
-        cmd = command(caller, Op.UPDATE, name=name, source=source, env=env_dict)
+            raise _refuse("send either a file or branch/commit for a git pull, not both", "file")
+        req = replace(req, upload=await read_upload(file, ctx.settings.max_upload_bytes))
     else:
-        source = SourceSpec(kind=SourceKind.GIT, branch=branch, commit=commit)
-        cmd = command(caller, Op.UPDATE, name=name, source=source, env=env_dict, pull=True)
-    return await deploy(request, ctx, cmd, payload, timeout=BUILD_TIMEOUT_S, status_code=200)
+        req = replace(req, source=SourceSpec(kind=SourceKind.GIT, branch=branch, commit=commit), pull=True)
+    return await deploy(request, ctx, caller, req, status_code=200)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response, summary="Delete a bot and its data")
-async def delete_bot(ctx: Ctx, caller: Auth, name: BotName) -> Response:
-    await call(ctx, command(caller, Op.DELETE, name=name))
+async def delete_bot(ctx: Ctx, caller: Auth, bot: Bot) -> Response:
+    await ctx.gateway.delete(caller, bot)
     return Response(status_code=204)

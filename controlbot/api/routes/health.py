@@ -25,7 +25,7 @@ router = APIRouter(tags=["health"])
 async def healthz(ctx: Ctx) -> JSONResponse:
     try:
         await ctx.redis.ping()
-        runner = await ctx.runner.health()
+        runner = await ctx.gateway.health()
         redis_ok = True
     except (RedisError, OSError) as e:
         log.warning("healthz: redis unavailable: %s", e)

@@ -1,30 +1,21 @@
 """An in-memory stand-in for RunnerClient, for the API's unit tests only (e2e tests use the real runner).
 
-It answers like the runner: typed errors as failed Results, progress before a deploy's result.
+It answers like the runner: the same error classes and codes (protocol.errors), env merged on update,
+typed errors as failed Results, progress before a deploy's result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, cast
 
-import httpx
-import pytest
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-
-from controlbot import tokens
-from controlbot.api import create_app
-from controlbot.settings import Settings
-from protocol import keys
 from protocol.client import DEFAULT_TIMEOUT_S, ProgressCallback
 from protocol.errors import (
     AlreadyExists,
     BotrunnerError,
     ErrorCode,
+    InvalidSource,
     NotFound,
     QuotaExceeded,
     RunnerUnavailable,
@@ -45,6 +36,7 @@ from protocol.models import (
     SourceKind,
     Stage,
 )
+from protocol.rules import check_env, validate_name
 
 LIMITS = Limits(memory_bytes=256 * 1024 * 1024, cpu=0.5, pids=128)
 
@@ -151,6 +143,7 @@ class FakeRunner:
             )
         if cmd.op is Op.START and cmd.source is not None:
             return Result(request_id=rid, bot=self._create(cmd, payload).status())
+        validate_name(cmd.name)
         bot = self._bot(cmd)
         if cmd.op is Op.START or cmd.op is Op.RESTART:
             bot.running = True
@@ -160,22 +153,25 @@ class FakeRunner:
         elif cmd.op is Op.UPDATE:
             self._update(bot, cmd, payload)
         elif cmd.op is Op.SET_ENV:
-            bot.env.update(cmd.env or {})
+            env = {**bot.env, **(cmd.env or {})}
             for key in cmd.unset:
-                bot.env.pop(key, None)
+                env.pop(key, None)
+            bot.env = check_env(env)
         elif cmd.op is Op.DELETE:
             del self.bots[(bot.owner, bot.name)]
-            return Result(request_id=rid)
+            return Result(request_id=rid, quota=QuotaInfo(used=self._used(cmd.owner), limit=self.quota))
         elif cmd.op is Op.LOGS:
             return Result(request_id=rid, logs="".join(line + "\n" for line in bot.logs[-cmd.tail :]))
         return Result(request_id=rid, bot=bot.status())
 
     def _create(self, cmd: Command, payload: bytes | None) -> FakeBot:
-        assert cmd.name is not None and cmd.source is not None
-        if (cmd.owner, cmd.name) in self.bots:
-            raise AlreadyExists(cmd.name)
+        assert cmd.source is not None
+        name = validate_name(cmd.name)
+        env = check_env(cmd.env or {})
+        if (cmd.owner, name) in self.bots:
+            raise AlreadyExists(name)
         if self._used(cmd.owner) >= self.quota:
-            raise QuotaExceeded(self.quota)
+            raise QuotaExceeded(self.quota, self._used(cmd.owner))
         if cmd.source.kind is SourceKind.GIT and cmd.source.git_url and "broken" in cmd.source.git_url:
             raise BotrunnerError(
                 "pip install failed", code=ErrorCode.BUILD_FAILED, detail="ERROR: No matching dist"
@@ -188,89 +184,19 @@ class FakeRunner:
             branch=cmd.source.branch,
             commit="abc1234" if cmd.source.kind is SourceKind.GIT else None,
         )
-        bot = FakeBot(owner=cmd.owner, name=cmd.name, source=info, env=dict(cmd.env or {}))
-        bot.logs.append(f"started {cmd.name}")
-        self.bots[(cmd.owner, cmd.name)] = bot
+        bot = FakeBot(owner=cmd.owner, name=name, source=info, env=env)
+        bot.logs.append(f"started {name}")
+        self.bots[(cmd.owner, name)] = bot
         return bot
 
     def _update(self, bot: FakeBot, cmd: Command, payload: bytes | None) -> None:
         if cmd.pull and bot.source.kind is not SourceKind.GIT:
-            raise BotrunnerError("this bot was not deployed from git", code=ErrorCode.INVALID_STATE)
+            # As the runner's resolve_spec: only a bot deployed from git can pull.
+            raise InvalidSource(
+                "only a bot deployed from git can pull; send its new code instead", field="source"
+            )
         if payload is not None:
             bot.source = bot.source.model_copy(update={"sha256": hashlib.sha256(payload).hexdigest()})
         if cmd.env is not None:
-            bot.env = dict(cmd.env)
+            bot.env = check_env({**bot.env, **cmd.env})  # merged, as the runner does
         bot.running = True
-
-
-# --- the API under test, over ASGI ------------------------------------------------------
-
-ADMIN, USER, STRANGER = 1001, 2002, 3003
-BOT_TOKEN = "123456:control-bot-own-token"
-PY = b"print('hello')\n"
-
-
-class FakeRedis:
-    """Just what the API asks of Redis: token lookups and a ping."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.down = False
-
-    async def get(self, key: str) -> bytes | None:
-        if self.down:
-            raise RedisConnectionError("connection refused")
-        return self.data.get(key)
-
-    async def ping(self) -> bool:
-        await self.get("ping")
-        return True
-
-    def mint(self, owner: int) -> str:
-        token = tokens.new_token()
-        self.data[keys.api_token(tokens.hash_token(token))] = str(owner).encode()
-        return token
-
-
-class Api:
-    def __init__(self, client: httpx.AsyncClient, runner: FakeRunner, redis: FakeRedis) -> None:
-        self.client = client
-        self.runner = runner
-        self.redis = redis
-        self.user_token = redis.mint(USER)
-        self.admin_token = redis.mint(ADMIN)
-
-    def auth(self, token: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token or self.user_token}"}
-
-    async def deploy(self, name: str, **extra: Any) -> httpx.Response:
-        files = {"file": ("bot.py", PY, "text/x-python")}
-        return await self.client.post(
-            "/api/bots", data={"name": name, **extra}, files=files, headers=self.auth()
-        )
-
-
-def make_settings() -> Settings:
-    return Settings(
-        bot_token=BOT_TOKEN,
-        admin_ids=[ADMIN],
-        allowed_user_ids=[USER],
-        git_allowed_schemes=["https", "git"],
-        _env_file=None,  # type: ignore[call-arg]
-    )
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    runner, redis = FakeRunner(quota=3), FakeRedis()
-    app = create_app(make_settings(), cast(Any, runner), cast(Redis, redis))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-        yield Api(client, runner, redis)
-
-
-def error_of(resp: httpx.Response) -> dict[str, Any]:
-    body = resp.json()
-    assert set(body) == {"error"}, body
-    assert {"code", "message", "field"} <= set(body["error"])
-    return cast(dict[str, Any], body["error"])
