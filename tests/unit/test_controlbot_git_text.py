@@ -6,10 +6,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from controlbot.gateway import Caller
 
 from controlbot import formatting, notices
 from controlbot.errors import Refusal, describe
+from controlbot.gateway import Caller
 from controlbot.handlers.start import help_text
 from controlbot.i18n import create_i18n
 from controlbot.progress import stage_label
