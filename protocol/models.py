@@ -140,8 +140,6 @@ class SystemInfo(_Model):
     runner_id: str
     heartbeat_age_seconds: float | None = None
     docker_version: str | None = None
-    # What bots may reach: "public", "open", "open (host network)"; None from older runners.
-    egress: str | None = None
     bots_running: int = 0
     bots_total: int = 0
 
