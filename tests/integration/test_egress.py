@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from protocol.client import RunnerClient
 from protocol.models import Op
 from runner.backend import names
+from runner.backend.egress import EgressGuard, EgressMode, bridge_of
 from tests.fixtures.runner import RunnerProcess
 from tests.integration.helpers import call, eventually, start_bot
 
@@ -226,3 +227,33 @@ async def test_deploy_time_with_and_without_the_guard(
     finally:
         await redis.aclose()
         rp.stop()
+
+
+async def test_helper_container_installs_and_removes_the_rules(
+    docker_client: docker.DockerClient, base_image: str, bridge: str, docker_labels: dict[str, str]
+) -> None:
+    """The compose path: the runner has no NET_ADMIN, a host-network helper container has it."""
+    instance = f"{bridge}-helper"
+    net = docker_client.networks.create(bridge, driver="bridge", labels=docker_labels)
+    guard = EgressGuard(
+        mode=EgressMode.PUBLIC,
+        allow=[],
+        instance=instance,
+        network=bridge,
+        base_image=base_image,
+        build_network="host",
+        client=lambda: docker_client,
+        helper=True,
+    )
+    tag = f"botrunner:{instance}"
+    try:
+        await guard.ensure()
+        installed = tagged_rules(tag)
+        assert any(f"-A INPUT -i {bridge_of(net.attrs)} " in r for r in installed), installed
+        await guard.ensure()
+        assert tagged_rules(tag) == installed
+        net.remove()
+        await guard.ensure()
+        assert tagged_rules(tag) == []
+    finally:
+        drop_tagged(tag)
