@@ -7,6 +7,7 @@ the metadata address or at private networks outside this host.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import signal
@@ -180,7 +181,7 @@ async def test_bot_cannot_reach_the_host_but_resolves_its_name(
 
         installed = tagged_rules(tag)
         assert installed and any("BOTRUNNER-INPUT" in r and r.startswith("-A INPUT") for r in installed)
-        time.sleep(3)  # a reconcile (every 2 s) re-checks the rules: nothing is added
+        await asyncio.sleep(3)  # a reconcile (every 2 s) re-checks the rules: nothing is added
         assert tagged_rules(tag) == installed
         assert rp.stop(signal.SIGTERM, timeout=30) == 0
         rp.start()  # a restart installs them again: still one copy of each
