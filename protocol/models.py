@@ -286,5 +286,7 @@ class RunnerHealth(_Model):
     ts: float
     docker_ok: bool
     docker_version: str | None = None
+    # What bots may reach: "public", "open", "open (host network)"; None from older runners.
+    egress: str | None = None
     bots_running: int = 0
     bots_total: int = 0

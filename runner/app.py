@@ -16,6 +16,7 @@ from protocol import keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
 from runner.backend.docker import DockerBackend
+from runner.backend.egress import EgressGuard, EgressMode
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
@@ -41,6 +42,15 @@ class Runner:
             instance=settings.runner_instance,
             network_mode=settings.runner_network_mode,
             restart_max=settings.runner_restart_max,
+        )
+        self.egress = EgressGuard(
+            mode=EgressMode(settings.runner_egress),
+            allow=settings.runner_egress_allow,
+            instance=settings.runner_instance,
+            network=settings.runner_network_mode,
+            base_image=settings.runner_base_image,
+            build_network=settings.runner_build_network,
+            client=lambda: self.backend.client,
         )
         self.store = StateStore(self.redis, settings.max_bots_per_user)
         self.bus = EventBus(self.redis)
@@ -89,6 +99,7 @@ class Runner:
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
+        self.egress.warn_at_start()
         try:
             await self.stopping.wait()
             log.info("SIGTERM: no new commands; finishing the ones in flight")
@@ -119,6 +130,7 @@ class Runner:
                 ts=time.time(),
                 docker_ok=bool(self.docker_ok),
                 docker_version=self.docker_version,
+                egress=self.egress.describe,
             )
             await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
         except Exception as e:  # redis.ConnectionError and friends: keep beating
@@ -151,6 +163,8 @@ class Runner:
         while True:
             try:
                 await self.backend.prepare()
+                # Before any bot can start: a guard that cannot be installed keeps them all down.
+                await self.egress.ensure()
                 tag = await asyncio.to_thread(
                     ensure_runtime_image,
                     self.backend.client,
@@ -180,6 +194,7 @@ class Runner:
 
     async def _reconcile(self, full: bool = False) -> None:
         try:
+            await self.egress.ensure()  # repairs rules someone flushed; drops them once the network is gone
             fixed = await reconcile(self.ops, self.worker.locks, full=full)
             if fixed:
                 log.info("reconciliation fixed %d bot(s)", fixed)

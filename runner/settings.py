@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     runner_base_image: str = "python:3.12-slim"
     runner_network_mode: str = "botrunner-bots"
     runner_build_network: str | None = None
+    # public: bots reach public addresses only (iptables rules); open: no guard (warned at start).
+    runner_egress: Literal["public", "open"] = "public"
+    # Exceptions to the guard: CIDRs or host:port (a private package mirror, say).
+    runner_egress_allow: Annotated[list[str], NoDecode] = []
     runner_ca_bundle: Path | None = None
     max_bots_per_user: int = Field(3, ge=0)
     bot_memory_limit: str = "256m"
@@ -80,7 +84,7 @@ class Settings(BaseSettings):
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 
-    @field_validator("git_allowed_schemes", "git_allowed_hosts", mode="before")
+    @field_validator("git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -96,6 +100,14 @@ class Settings(BaseSettings):
     @classmethod
     def _size(cls, value: str) -> str:
         parse_memory(value)
+        return value
+
+    @field_validator("runner_egress_allow")
+    @classmethod
+    def _egress_allow(cls, value: list[str]) -> list[str]:
+        from runner.backend.egress_rules import parse_allow
+
+        parse_allow(value)  # a typo fails at start, not at the first reconcile
         return value
 
     @field_validator("runner_ca_bundle")
