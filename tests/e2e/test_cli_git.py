@@ -120,7 +120,7 @@ def test_pull_of_a_file_bot_fails(user: ApiUser, tmp_path: Path) -> None:
     assert user.cli("start", "filebot", "--simple", str(path)).returncode == 0
     result = user.cli("update", "filebot", "--pull")
     assert result.returncode == 1
-    assert result.stderr.split(":")[0] in ("INVALID_STATE", "INVALID_SOURCE"), result.stderr
+    assert result.stderr.split(":")[0] == "INVALID_SOURCE", result.stderr
 
 
 def test_cli_while_the_runner_is_stopped(stack: PrivateStack, user: ApiUser, tmp_path: Path) -> None:

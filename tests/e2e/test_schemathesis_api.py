@@ -23,7 +23,7 @@ from schemathesis.config import SchemathesisConfig
 
 from controlbot.api import create_app
 from controlbot.settings import Settings
-from protocol.models import NAME_RE
+from protocol.rules import NAME_RE
 from tests.fakes.telegram import FakeTelegram
 from tests.fixtures.api_users import (
     PRIVATE_USERS,

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
-from protocol.models import Op, SourceKind, SourceSpec
+from protocol.models import Op, SourceKind, SourceSpec, notes_text
 from runner.builds.prune import prune
 from tests.fixtures.git_server import Deploys, GitServer, owner_id
 from tests.integration.helpers import call, containers_of, eventually
@@ -41,7 +41,7 @@ async def test_pep723_single_file_gets_its_dependencies(
     spec = SourceSpec(kind=SourceKind.FILE, filename="inline.py")
     res = await deploys.run(Op.START, owner, name, code.encode(), source=spec)
     assert res.ok, res.error
-    assert res.notice == "dependencies: installed (1)"
+    assert notes_text(res.notes) == "dependencies: installed (1)"
     assert deploys.stages[0] == "installing" and deploys.stages[-1] == "starting"
     assert res.bot is not None and res.bot.source.dependencies == [dep]
     assert res.bot.image is not None and res.bot.image.startswith("botrunner/deps:")
@@ -52,7 +52,7 @@ async def test_pep723_single_file_gets_its_dependencies(
         plain = unique_name("plain")
         res = await deploys.run(Op.START, owner, plain, extra + b"print('plain')\n", source=spec)
         assert res.ok, res.error
-        assert res.notice is None and deploys.stages == ["starting"]
+        assert notes_text(res.notes) is None and deploys.stages == ["starting"]
         assert res.bot is not None and res.bot.image is not None
         assert res.bot.image.startswith("botrunner/runtime:")
 
@@ -139,7 +139,7 @@ async def test_runner_prunes_unused_dependency_images_least_recently_used_first(
             spec = SourceSpec(kind=SourceKind.FILE, filename="bot.py")
             res = await deploys.run(Op.START, owner, name, code.encode(), source=spec)
             assert res.ok and res.bot is not None and res.bot.image is not None, res.error
-            assert res.notice == "dependencies: installed (1)"
+            assert notes_text(res.notes) == "dependencies: installed (1)"
             tags[which] = res.bot.image
             if which == "unused":
                 assert (await call(client, Op.DELETE, owner, name)).ok

@@ -14,7 +14,7 @@ import docker.errors
 import pytest
 
 from protocol.client import RunnerClient
-from protocol.models import Op, SourceKind, SourceSpec
+from protocol.models import Op, SourceKind, SourceSpec, notes_text
 from tests.fixtures.git_server import Deploys, GitServer, owner_id, sleeper, zip_bytes
 from tests.fixtures.runner import RunnerProcess
 from tests.integration.helpers import call, containers_of
@@ -46,7 +46,7 @@ async def test_requirements_repo_zip_cache_hit_and_pulls(
     assert res.ok, res.error
     assert deploys.stages[0] == "cloning" and "installing" in deploys.stages
     assert deploys.stages[-1] == "starting"
-    assert res.notice == "entry point: main.py; dependencies: installed (1)"
+    assert notes_text(res.notes) == "entry point: main.py; dependencies: installed (1)"
     assert res.bot is not None
     src = res.bot.source
     assert src.kind is SourceKind.GIT and src.git_url == git_server.git_url(repo_name)
@@ -67,7 +67,7 @@ async def test_requirements_repo_zip_cache_hit_and_pulls(
         Op.START, other, zipped, payload, source=SourceSpec(kind=SourceKind.ZIP, filename="pkg.zip")
     )
     assert res.ok, res.error
-    assert res.notice == "entry point: bot.py; dependencies: cached (1)"
+    assert notes_text(res.notes) == "entry point: bot.py; dependencies: cached (1)"
     assert "installing" not in deploys.stages
     assert res.bot is not None and res.bot.image == tag and res.bot.source.kind is SourceKind.ZIP
     await deploys.logs_contain(other, zipped, "zip bot up")
@@ -78,7 +78,7 @@ async def test_requirements_repo_zip_cache_hit_and_pulls(
     sha2 = repo.commit({"main.py": v2}, "second version")
     res = await deploys.run(Op.UPDATE, owner, name, pull=True)
     assert res.ok, res.error
-    assert res.notice == "entry point: main.py; dependencies: cached (1)"
+    assert notes_text(res.notes) == "entry point: main.py; dependencies: cached (1)"
     assert "installing" not in deploys.stages and deploys.stages[0] == "cloning"
     status = (await call(runner_client, Op.STATUS, owner, name)).bot
     assert status is not None and status.image == tag
@@ -125,7 +125,7 @@ async def test_pyproject_repo_over_http_drops_symlinks_leaving_it(
     owner, name = owner_id(), unique_name("pyproj")
     res = await deploys.git(owner, name, git_server.http_url(repo_name), branch="main")
     assert res.ok, res.error
-    assert res.notice == (
+    assert notes_text(res.notes) == (
         "entry point: __main__.py; ignored 1 symlink(s) leading outside; dependencies: installed (1)"
     )
     assert res.bot is not None and res.bot.source.dependencies == [dep]
@@ -160,7 +160,7 @@ async def test_repository_with_its_own_dockerfile_runs_in_the_sandbox(
     owner, name = owner_id(), unique_name("ownimg")
     res = await deploys.git(owner, name, git_server.git_url(repo_name))
     assert res.ok, res.error
-    assert res.notice == "built from its Dockerfile"
+    assert notes_text(res.notes) == "built from its Dockerfile"
     assert "building" in deploys.stages
     assert res.bot is not None and res.bot.image is not None and res.bot.image.startswith("botrunner/repo:")
     await deploys.logs_contain(owner, name, "own image uid 65534 cwd /srv")
@@ -174,5 +174,5 @@ async def test_repository_with_its_own_dockerfile_runs_in_the_sandbox(
     other = unique_name("ownimg")
     res = await deploys.git(owner, other, git_server.git_url(repo_name))
     assert res.ok, res.error
-    assert res.notice == "built from its Dockerfile (cached)"
+    assert notes_text(res.notes) == "built from its Dockerfile (cached)"
     assert "building" in deploys.stages  # the stage is reported; the build itself is a cache hit

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
-from protocol.models import Command, Op, SourceKind, SourceSpec
+from protocol.models import Command, Op, SourceKind, SourceSpec, notes_text
 from tests.fixtures.git_server import PRIVATE_PASSWORD, Deploys, GitServer, owner_id, sleeper, zip_bytes
 from tests.fixtures.runner import RunnerProcess
 from tests.integration.helpers import call, containers_of
@@ -155,7 +155,7 @@ async def test_entry_point_rules(
 
     res = await deploys.git(owner, name, url, entrypoint="./src/app.py")
     assert res.ok, res.error
-    assert res.notice == "entry point: src/app.py; ignored 1 symlink(s) leading outside"
+    assert notes_text(res.notes) == "entry point: src/app.py; ignored 1 symlink(s) leading outside"
     await deploys.logs_contain(owner, name, "src app up")
 
 
@@ -194,7 +194,7 @@ async def test_zip_slip_and_symlinks_in_archives_are_refused(
         Op.START, owner, name, ok, source=SourceSpec(kind=SourceKind.ZIP, filename="b.zip")
     )
     assert res.ok, res.error
-    assert res.notice == "entry point: main.py"
+    assert notes_text(res.notes) == "entry point: main.py"
     await deploys.logs_contain(owner, name, "zip ok")
 
 
