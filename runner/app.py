@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
+from runner.backend.base import Backend, BuildLimits
 from runner.backend.docker import DockerBackend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
@@ -30,14 +31,13 @@ log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
 DOCKER_PROBE_TIMEOUT_S = 5.0
-SAMPLE_CONCURRENCY = 4  # docker stats blocks a thread for 1-2 s each
 
 
 class Runner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = Redis.from_url(settings.redis_url, health_check_interval=10)
-        self.backend = DockerBackend(
+        self.backend: Backend = DockerBackend(
             instance=settings.runner_instance,
             network_mode=settings.runner_network_mode,
             restart_max=settings.runner_restart_max,
@@ -52,7 +52,7 @@ class Runner:
             memory_limit=settings.memory_limit_bytes,
         )
         self.runtime = RuntimeImage()
-        self.images = ImageCache(settings, self.redis, lambda: self.backend.client, self._images_in_use)
+        self.images = ImageCache(settings, self.redis, self.backend, self._images_in_use)
         self.ops = Operations(
             settings,
             self.redis,
@@ -151,15 +151,12 @@ class Runner:
         while True:
             try:
                 await self.backend.prepare()
-                tag = await asyncio.to_thread(
-                    ensure_runtime_image,
-                    self.backend.client,
+                tag = await ensure_runtime_image(
+                    self.backend,
                     base=s.runner_base_image,
                     packages=s.runner_runtime_packages,
                     ca_bundle=s.runner_ca_bundle,
-                    network=s.runner_build_network,
-                    timeout=s.runner_build_timeout,
-                    memory_bytes=s.build_memory_bytes,
+                    limits=BuildLimits(s.runner_build_network, s.runner_build_timeout, s.build_memory_bytes),
                 )
                 log.info("runtime image %s ready", tag)
                 self.runtime.set(tag)
@@ -189,29 +186,16 @@ class Runner:
             log.exception("reconciliation failed")
 
     async def _sample(self) -> None:
-        """Resource use, sampled off the request path: docker stats takes 1-2 s per call."""
+        """Resource use, sampled off the request path, all running bots in one sweep."""
         try:
             records = await self.store.all_records()
-        except Exception as e:
+            running = [r.key for r in records if r.desired is Desired.RUNNING]
+            usage = await self.backend.stats_many(running) if running else {}
+            await self.store.save_usage(usage)
+        except (DockerUnavailable, OSError) as e:
             log.warning("stats skipped: %s", e)
-            return
-
-        slots = asyncio.Semaphore(SAMPLE_CONCURRENCY)
-
-        async def one(owner: int, name: str) -> None:
-            try:
-                async with slots:
-                    usage = await self.backend.stats(owner, name)
-            except DockerUnavailable:
-                return
-            if usage is not None:
-                await self.redis.set(
-                    keys.stats(owner, name), f"{usage.memory_bytes} {usage.cpu_percent}", ex=keys.STATS_TTL
-                )
-
-        await asyncio.gather(
-            *(one(r.owner, r.name) for r in records if r.desired is Desired.RUNNING), return_exceptions=True
-        )
+        except Exception:
+            log.exception("stats sampling failed")
 
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:
