@@ -90,7 +90,7 @@ class Rig:
         return await RunnerClient(self.redis).wait(cmd.request_id, timeout=10)
 
     async def events(self, name: str) -> list[Event]:
-        entries = await self.redis.xrange(keys.EVENTS_STREAM)
+        entries: Any = await self.redis.xrange(keys.EVENTS_STREAM)
         out = [Event.model_validate_json(fields[b"data"]) for _id, fields in entries]
         return [e for e in out if e.name == name]
 
@@ -112,7 +112,7 @@ async def rig(own_redis_url: str) -> AsyncIterator[Rig]:
     redis = Redis.from_url(own_redis_url)
     await redis.flushdb()
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         redis_url=own_redis_url,
         runner_instance="fake",
         runner_id="fake-runner",
