@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
-from runner.backend.docker import DockerBackend
-from runner.backend.egress import EgressGuard, EgressMode
+from runner.backend.base import Backend, BuildLimits
+from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
@@ -31,27 +31,13 @@ log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
 DOCKER_PROBE_TIMEOUT_S = 5.0
-SAMPLE_CONCURRENCY = 4  # docker stats blocks a thread for 1-2 s each
 
 
 class Runner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = Redis.from_url(settings.redis_url, health_check_interval=10)
-        self.backend = DockerBackend(
-            instance=settings.runner_instance,
-            network_mode=settings.runner_network_mode,
-            restart_max=settings.runner_restart_max,
-        )
-        self.egress = EgressGuard(
-            mode=EgressMode(settings.runner_egress),
-            allow=settings.runner_egress_allow,
-            instance=settings.runner_instance,
-            network=settings.runner_network_mode,
-            base_image=settings.runner_base_image,
-            build_network=settings.runner_build_network,
-            client=lambda: self.backend.client,
-        )
+        self.backend: Backend = create_backend(settings)
         self.store = StateStore(self.redis, settings.max_bots_per_user)
         self.bus = EventBus(self.redis)
         self.watcher = EventWatcher(
@@ -62,7 +48,7 @@ class Runner:
             memory_limit=settings.memory_limit_bytes,
         )
         self.runtime = RuntimeImage()
-        self.images = ImageCache(settings, self.redis, lambda: self.backend.client, self._images_in_use)
+        self.images = ImageCache(settings, self.redis, self.backend, self._images_in_use)
         self.ops = Operations(
             settings,
             self.redis,
@@ -99,7 +85,6 @@ class Runner:
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
-        self.egress.warn_at_start()
         try:
             await self.stopping.wait()
             log.info("SIGTERM: no new commands; finishing the ones in flight")
@@ -130,7 +115,7 @@ class Runner:
                 ts=time.time(),
                 docker_ok=bool(self.docker_ok),
                 docker_version=self.docker_version,
-                egress=self.egress.describe,
+                egress=self.backend.egress,
             )
             await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
         except Exception as e:  # redis.ConnectionError and friends: keep beating
@@ -164,16 +149,13 @@ class Runner:
             try:
                 await self.backend.prepare()
                 # Before any bot can start: a guard that cannot be installed keeps them all down.
-                await self.egress.ensure()
-                tag = await asyncio.to_thread(
-                    ensure_runtime_image,
-                    self.backend.client,
+                await self.backend.guard_egress()
+                tag = await ensure_runtime_image(
+                    self.backend,
                     base=s.runner_base_image,
                     packages=s.runner_runtime_packages,
                     ca_bundle=s.runner_ca_bundle,
-                    network=s.runner_build_network,
-                    timeout=s.runner_build_timeout,
-                    memory_bytes=s.build_memory_bytes,
+                    limits=BuildLimits(s.runner_build_network, s.runner_build_timeout, s.build_memory_bytes),
                 )
                 log.info("runtime image %s ready", tag)
                 self.runtime.set(tag)
@@ -194,7 +176,9 @@ class Runner:
 
     async def _reconcile(self, full: bool = False) -> None:
         try:
-            await self.egress.ensure()  # repairs rules someone flushed; drops them once the network is gone
+            await (
+                self.backend.guard_egress()
+            )  # repairs rules someone flushed; drops them once the network is gone
             fixed = await reconcile(self.ops, self.worker.locks, full=full)
             if fixed:
                 log.info("reconciliation fixed %d bot(s)", fixed)
@@ -204,29 +188,16 @@ class Runner:
             log.exception("reconciliation failed")
 
     async def _sample(self) -> None:
-        """Resource use, sampled off the request path: docker stats takes 1-2 s per call."""
+        """Resource use, sampled off the request path, all running bots in one sweep."""
         try:
             records = await self.store.all_records()
-        except Exception as e:
+            running = [r.key for r in records if r.desired is Desired.RUNNING]
+            usage = await self.backend.stats_many(running) if running else {}
+            await self.store.save_usage(usage)
+        except (DockerUnavailable, OSError) as e:
             log.warning("stats skipped: %s", e)
-            return
-
-        slots = asyncio.Semaphore(SAMPLE_CONCURRENCY)
-
-        async def one(owner: int, name: str) -> None:
-            try:
-                async with slots:
-                    usage = await self.backend.stats(owner, name)
-            except DockerUnavailable:
-                return
-            if usage is not None:
-                await self.redis.set(
-                    keys.stats(owner, name), f"{usage.memory_bytes} {usage.cpu_percent}", ex=keys.STATS_TTL
-                )
-
-        await asyncio.gather(
-            *(one(r.owner, r.name) for r in records if r.desired is Desired.RUNNING), return_exceptions=True
-        )
+        except Exception:
+            log.exception("stats sampling failed")
 
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:

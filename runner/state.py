@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.errors import AlreadyExists, QuotaExceeded
 from protocol.models import Desired, SourceInfo
+from runner.backend.base import ResourceUsage
 
 # Reserve a name for a new bot, atomically: exists check, quota check and insert in one step, so
 # two concurrent starts at 2/3 give exactly one success. The quota counts every bot the owner has,
@@ -127,3 +128,19 @@ class StateStore:
             await self.redis.delete(keys.quota(owner))
         else:
             await self.redis.set(keys.quota(owner), limit)
+
+    # The stats key holds "<memory bytes> <cpu percent>", written by the sampler, read by status.
+    async def save_usage(self, usage: dict[tuple[int, str], ResourceUsage]) -> None:
+        if not usage:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (owner, name), u in usage.items():
+                pipe.set(keys.stats(owner, name), f"{u.memory_bytes} {u.cpu_percent}", ex=keys.STATS_TTL)
+            await pipe.execute()
+
+    async def usage(self, owner: int, name: str) -> ResourceUsage | None:
+        raw = await self.redis.get(keys.stats(owner, name))
+        if raw is None:
+            return None
+        mem, _, cpu = (raw.decode() if isinstance(raw, bytes) else raw).partition(" ")
+        return ResourceUsage(memory_bytes=int(mem), cpu_percent=float(cpu))

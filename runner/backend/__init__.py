@@ -1,5 +1,28 @@
-"""Container backends. The runner talks to one through the `Backend` protocol in `base`."""
+"""Container backends. The runner talks to one through the `Backend` protocol in `base`;
+docs/backends.md says what an implementation must do."""
 
-from runner.backend.base import Backend, ContainerInfo, ContainerSpec, DockerEvent, ResourceUsage
+from runner.backend.base import (
+    Backend,
+    BuildContext,
+    BuildLimits,
+    ContainerInfo,
+    ContainerSpec,
+    DockerEvent,
+    ImageRemoval,
+    JobResult,
+    JobSpec,
+    ResourceUsage,
+)
 
-__all__ = ["Backend", "ContainerInfo", "ContainerSpec", "DockerEvent", "ResourceUsage"]
+__all__ = [
+    "Backend",
+    "BuildContext",
+    "BuildLimits",
+    "ContainerInfo",
+    "ContainerSpec",
+    "DockerEvent",
+    "ImageRemoval",
+    "JobResult",
+    "JobSpec",
+    "ResourceUsage",
+]

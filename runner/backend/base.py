@@ -1,14 +1,22 @@
-"""The small interface the runner needs from a container engine.
+"""The interface the runner needs from a container engine: the only door to the engine.
 
 Docker on one host implements it today (`runner.backend.docker`); Swarm or Kubernetes can stand
-beside it without touching the queue or the operations.
+beside it without touching the queue, the operations or the build policy. docs/backends.md says
+what each method promises. The rules every implementation keeps:
+- an engine that does not answer raises `protocol.errors.DockerUnavailable`, nothing else;
+- removing something already gone is fine; inspecting it gives None;
+- every method may be called twice for one command (redelivery), so each is idempotent.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import enum
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+# The uid:gid bots and jobs run as unless a spec says otherwise: nobody.
+NOBODY = "65534:65534"
 
 
 @dataclass(frozen=True)
@@ -61,12 +69,90 @@ class DockerEvent:
     exit_code: int | None
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """A Dockerfile and the files beside it. Paths in `executables` keep their executable bit."""
+
+    dockerfile: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    executables: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    network: str | None  # None: the engine's default network
+    timeout: float  # seconds; the build is cancelled after it
+    memory_bytes: int
+
+
+class ImageRemoval(enum.StrEnum):
+    REMOVED = "removed"
+    MISSING = "missing"  # it was already gone
+    IN_USE = "in_use"  # a container uses it: kept, never forced
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A one-shot container: runs a command to its end, then is removed, whatever happened.
+
+    The defaults are the sandbox bots get: nobody, no capabilities, no new privileges, a read-only
+    root with a small /tmp. Files are copied into `workdir` before the start; with a read-only root
+    the engine gives `workdir` a scratch volume of its own, removed with the job.
+    """
+
+    image: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # path relative to workdir -> content
+    workdir: str = "/work"
+    user: str = NOBODY
+    read_only: bool = True
+    tmpfs: dict[str, str] = field(default_factory=lambda: {"/tmp": "rw,nosuid,nodev,size=64m,mode=1777"})
+    memory_bytes: int = 256 << 20
+    cpu: float = 1.0
+    pids: int = 128
+    network: str | None = None  # None: no network at all
+    timeout: float = 300.0  # seconds until the job is killed
+    labels: dict[str, str] = field(default_factory=dict)
+    # Commit the finished container (exit code 0 only) as this tag, with this image config
+    # (Docker's names: {"Env": [...], "WorkingDir": "...", "Cmd": [...]}).
+    commit_to: str | None = None
+    commit_config: dict[str, object] = field(default_factory=dict)
+    max_output_bytes: int = 64 * 1024  # of stdout and of stderr each; the last bytes are kept
+
+
+@dataclass(frozen=True)
+class JobResult:
+    exit_code: int  # -1 when killed at the timeout
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+    oom_killed: bool = False
+    truncated: bool = False  # stdout or stderr lost its beginning to max_output_bytes
+    image: str | None = None  # the committed image's id, with commit_to
+    duration_s: float = 0.0
+
+
 class Backend(Protocol):
-    async def version(self) -> str: ...
+    # -- the engine -------------------------------------------------------------------------
+    async def version(self) -> str:
+        """The engine's version; the runner's liveness probe."""
+
+    async def engine_id(self) -> str:
+        """A stable id of the engine (docker info's ID), so two runners can tell they share one."""
 
     async def prepare(self) -> None:
-        """Create what bots need once (their network)."""
+        """Create what bots need once (their network). Idempotent."""
 
+    @property
+    def egress(self) -> str:
+        """What bots reach, for the heartbeat and /system: "public", "open", "open (host network)"."""
+
+    async def guard_egress(self) -> None:
+        """Install or repair the egress guard of the bots' network (and drop it once the network is
+        gone). Idempotent; runs before any bot starts and on every reconcile. No-op without a guard."""
+
+    # -- a bot's container ------------------------------------------------------------------
     async def deploy(self, spec: ContainerSpec, *, start: bool = True) -> ContainerInfo:
         """Create (or adopt, when it carries spec.request_id) the container, copy files, start."""
 
@@ -74,19 +160,59 @@ class Backend(Protocol):
 
     async def start(self, owner: int, name: str) -> None: ...
 
-    async def stop(self, owner: int, name: str, timeout: float) -> None: ...
+    async def stop(self, owner: int, name: str, timeout: float) -> None:
+        """Stop it, SIGKILL after timeout seconds. Missing is fine."""
 
     async def restart(self, owner: int, name: str, timeout: float) -> None: ...
 
     async def remove(self, owner: int, name: str, *, volumes: bool) -> None:
         """Remove the container; with volumes, its code and data volumes too. Missing is fine."""
 
-    async def logs(self, owner: int, name: str, tail: int | None, since: float | None) -> str: ...
-
-    async def stats(self, owner: int, name: str) -> ResourceUsage | None: ...
-
     async def managed(self) -> list[tuple[int, str, ContainerInfo]]:
         """Every container this runner instance manages, by label."""
 
+    async def volume_usage(self) -> dict[tuple[int, str], int]:
+        """Bytes each bot's volumes hold, by (owner, name), from one engine call."""
+
+    # -- what bots say and use --------------------------------------------------------------
+    async def logs(self, owner: int, name: str, tail: int | None, since: float | None) -> str:
+        """Stdout and stderr interleaved; "" for a missing container."""
+
+    async def stats(self, owner: int, name: str) -> ResourceUsage | None: ...
+
+    async def stats_many(self, bots: list[tuple[int, str]]) -> dict[tuple[int, str], ResourceUsage]:
+        """Usage of many bots in one sweep; a bot not running is left out."""
+
     def events(self) -> AsyncIterator[DockerEvent]:
-        """Container events of this instance, as they happen; reconnects on its own."""
+        """Container events of this instance, as they happen. Raises DockerUnavailable when the
+        stream breaks; the caller calls again."""
+
+    # -- images -----------------------------------------------------------------------------
+    async def image_id(self, ref: str) -> str | None:
+        """The local id of an image, None when there is none."""
+
+    async def image_exists(self, ref: str) -> bool: ...
+
+    async def build_image(
+        self,
+        context: BuildContext,
+        tag: str,
+        limits: BuildLimits,
+        *,
+        labels: dict[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        """Build context as tag, unless tag exists. on_line gets each log line, from any thread.
+        Raises BuildFailed (its detail the log's tail). Cancelling the caller cancels the build."""
+
+    async def image_usage(self, repos: tuple[str, ...]) -> dict[str, int]:
+        """Tag -> bytes removing it would free (size less shared layers), for tags in repos."""
+
+    async def remove_image(self, tag: str) -> ImageRemoval: ...
+
+    async def remove_build_leftovers(self) -> int:
+        """Remove what failed builds left behind (untagged layers); returns bytes freed."""
+
+    # -- one-shot jobs ----------------------------------------------------------------------
+    async def run_job(self, spec: JobSpec) -> JobResult:
+        """Run spec to its end or its timeout; the container is always removed."""

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
 
-import docker
-import docker.errors
-import requests.exceptions
 from redis.asyncio import Redis
 
 from protocol import keys
-from protocol.errors import BotrunnerError, BuildFailed, DockerUnavailable
+from protocol.errors import BuildFailed
 from protocol.models import Stage
-from runner.builds.deps import deps_tag, ensure_deps_image
-from runner.builds.images import image_exists
+from runner.backend.base import Backend, BuildContext, BuildLimits
+from runner.builds.deps import deps_context, deps_tag
+from runner.builds.images import ensure_image
 from runner.builds.progress import LOG_CTX, ProgressFn, ThreadProgress
 from runner.builds.prune import prune, remove_leftovers
-from runner.builds.repoimage import ensure_repo_image
+from runner.builds.repoimage import repo_context, repo_tag
 from runner.builds.tree import Tree
 from runner.settings import Settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Lines of a pip run worth showing as progress.
 _PIP_PREFIXES = ("Collecting", "Downloading", "Building wheel", "Installing collected", "Successfully")
@@ -37,69 +32,63 @@ class ImageCache:
         self,
         settings: Settings,
         redis: Redis,
-        client: Callable[[], docker.DockerClient],
+        backend: Backend,
         in_use: Callable[[], Awaitable[set[str]]],
         *,
         prune_grace: float = 600.0,
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.client = client
+        self.backend = backend
         self.in_use = in_use
         self.prune_grace = prune_grace
         self._locks: dict[str, asyncio.Lock] = {}
         self._prune_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[list[str]]] = set()
 
-    async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with _docker_errors():
-            return await asyncio.to_thread(fn, *args, **kwargs)
-
-    def _build_kwargs(self, on_line: Callable[[str], None]) -> dict[str, Any]:
+    @property
+    def limits(self) -> BuildLimits:
         s = self.settings
-        return {
-            "network": s.runner_build_network,
-            "timeout": s.runner_build_timeout,
-            "memory_bytes": s.build_memory_bytes,
-            "on_line": on_line,
-        }
+        return BuildLimits(
+            network=s.runner_build_network, timeout=s.runner_build_timeout, memory_bytes=s.build_memory_bytes
+        )
 
     async def deps_image(self, runtime: str, deps: list[str], progress: ProgressFn) -> tuple[str, bool]:
         """(tag, cached): the runtime image plus deps; pip runs only for a set never built."""
-        tag = await self._thread(deps_tag, self.client(), runtime, deps)
+        tag = await deps_tag(self.backend, runtime, deps)
         async with self._locks.setdefault(tag, asyncio.Lock()):
-            if not await self._thread(image_exists, self.client(), tag):
+            if not await self.backend.image_exists(tag):
                 await progress(Stage.INSTALLING, f"installing {len(deps)} dependencies")
                 log.info(
                     "dependencies: pip install of %d package(s) into %s %s", len(deps), tag, LOG_CTX.get()
                 )
             bridge = _Bridge(progress, Stage.INSTALLING, _PIP_PREFIXES)
-            tag, cached = await self._build(bridge, ensure_deps_image, runtime, deps)
+            cached = await self._build(bridge, deps_context(runtime, deps), tag)
         log.info("dependencies: %s %s %s", "cached" if cached else "built", tag, LOG_CTX.get())
         return tag, cached
 
     async def repo_image(self, tree: Tree, progress: ProgressFn) -> tuple[str, bool]:
         """(tag, cached): the image of a repository's own Dockerfile."""
         await progress(Stage.BUILDING, "building the repository's Dockerfile")
-        tag, cached = await self._build(
-            _Bridge(progress, Stage.BUILDING, ("Step ",)), ensure_repo_image, tree
-        )
+        ctx = repo_context(tree)
+        tag = repo_tag(ctx)
+        cached = await self._build(_Bridge(progress, Stage.BUILDING, ("Step ",)), ctx, tag)
         log.info("repository image: %s %s %s", "cached" if cached else "built", tag, LOG_CTX.get())
         return tag, cached
 
-    async def _build(
-        self, bridge: _Bridge, fn: Callable[..., tuple[str, bool]], *args: Any
-    ) -> tuple[str, bool]:
+    async def _build(self, bridge: _Bridge, ctx: BuildContext, tag: str) -> bool:
+        """Build (or find) tag and record its use; True when it was cached."""
         try:
-            with _docker_errors():
-                tag, cached = await bridge.run(fn, self.client(), *args, **self._build_kwargs(bridge.on_line))
+            cached = await ensure_image(self.backend, ctx, tag, self.limits, bridge.on_line)
         except BuildFailed:
             self._spawn_prune()  # a failed build leaves its last good layers behind, untagged
             raise
+        finally:
+            await bridge.flush()  # no progress message may arrive after the result
         await self.redis.hset(keys.IMAGE_CACHE, tag, str(time.time()))
         if not cached:
             self._spawn_prune()
-        return tag, cached
+        return cached
 
     def _spawn_prune(self) -> None:
         task = asyncio.create_task(self.prune(), name="image-prune")
@@ -118,9 +107,8 @@ class ImageCache:
                 if in_use:
                     last_used.update(in_use)
                     await self.redis.hset(keys.IMAGE_CACHE, mapping={t: str(ts) for t, ts in in_use.items()})
-                removed, forgotten = await self._thread(
-                    prune,
-                    self.client(),
+                removed, forgotten = await prune(
+                    self.backend,
                     last_used,
                     keep=keep,
                     cap_bytes=self.settings.image_cache_bytes,
@@ -128,7 +116,7 @@ class ImageCache:
                 )
                 if removed or forgotten:
                     await self.redis.hdel(keys.IMAGE_CACHE, *removed, *forgotten)
-                await self._thread(remove_leftovers, self.client())
+                await remove_leftovers(self.backend)
                 return removed
             except Exception as e:  # pruning is housekeeping: never fail a command over it
                 log.warning("cache: pruning skipped: %s", e)
@@ -143,22 +131,8 @@ class _Bridge(ThreadProgress):
         self.prefixes = prefixes
 
     def on_line(self, line: str) -> None:
-        self.check()  # raising here ends the build's stream, which makes dockerd cancel it
         if line.lstrip().startswith(self.prefixes):
             self.emit(line.strip()[:200])
-
-
-@contextlib.contextmanager
-def _docker_errors() -> Iterator[None]:
-    """docker-py's failures as botrunner errors."""
-    try:
-        yield
-    except BotrunnerError:
-        raise
-    except docker.errors.APIError as e:
-        raise BuildFailed(f"the image build failed: {e.explanation or e}") from e
-    except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as e:
-        raise DockerUnavailable() from e
 
 
 def _text(value: bytes | str) -> str:

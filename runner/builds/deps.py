@@ -8,12 +8,10 @@ second bot with the same set, or a code-only update, starts without running pip.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
-
-import docker
 
 from protocol.errors import InvalidSource
-from runner.builds.images import DEPS_REPO, BuildContext, base_image_id, build, image_exists
+from runner.backend.base import Backend, BuildContext
+from runner.builds.images import DEPS_REPO, base_image_id, digest
 from runner.builds.tree import Tree, safe_relpath
 
 MAX_DEPENDENCIES = 200
@@ -99,25 +97,7 @@ def deps_context(runtime_image: str, deps: list[str]) -> BuildContext:
     return BuildContext(_DOCKERFILE.format(runtime=runtime_image), {"requirements.txt": text.encode()})
 
 
-def deps_tag(client: docker.DockerClient, runtime_image: str, deps: list[str]) -> str:
+async def deps_tag(backend: Backend, runtime_image: str, deps: list[str]) -> str:
+    """The cache key: the runtime image's id and the dependency set."""
     ctx = deps_context(runtime_image, deps)
-    return f"{DEPS_REPO}:{ctx.digest(base_image_id(client, runtime_image))}"
-
-
-def ensure_deps_image(
-    client: docker.DockerClient,
-    runtime_image: str,
-    deps: list[str],
-    *,
-    network: str | None,
-    timeout: float,
-    memory_bytes: int,
-    on_line: Callable[[str], None] | None = None,
-) -> tuple[str, bool]:
-    """(tag, cached): the image with deps installed, built only when no image has that tag."""
-    tag = deps_tag(client, runtime_image, deps)
-    if image_exists(client, tag):
-        return tag, True
-    ctx = deps_context(runtime_image, deps)
-    build(client, ctx, tag, network=network, timeout=timeout, memory_bytes=memory_bytes, on_line=on_line)
-    return tag, False
+    return f"{DEPS_REPO}:{digest(ctx, await base_image_id(backend, runtime_image))}"

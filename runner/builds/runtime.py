@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import docker
-
-from runner.builds.images import RUNTIME_REPO, BuildContext, base_image_id, build, ca_lines
+from runner.backend.base import Backend, BuildContext, BuildLimits
+from runner.builds.images import RUNTIME_REPO, base_image_id, ca_lines, digest, ensure_image
 
 # A venv, so the same Dockerfile works on the official python image and on Debian's python
 # (which refuses system-wide pip installs, PEP 668). /app and /data belong to the bot's user so
@@ -28,19 +27,14 @@ def runtime_context(base: str, packages: list[str], ca_bundle: Path | None) -> B
     return BuildContext(_DOCKERFILE.format(base=base, ca=ca, packages=quoted), files)
 
 
-def ensure_runtime_image(
-    client: docker.DockerClient,
-    *,
-    base: str,
-    packages: list[str],
-    ca_bundle: Path | None,
-    network: str | None,
-    timeout: float,
-    memory_bytes: int,
+async def ensure_runtime_image(
+    backend: Backend, *, base: str, packages: list[str], ca_bundle: Path | None, limits: BuildLimits
 ) -> str:
+    """The runtime image's tag, built first when no image has it."""
     ctx = runtime_context(base, packages, ca_bundle)
-    tag = f"{RUNTIME_REPO}:{ctx.digest(base_image_id(client, base))}"
-    return build(client, ctx, tag, network=network, timeout=timeout, memory_bytes=memory_bytes)
+    tag = f"{RUNTIME_REPO}:{digest(ctx, await base_image_id(backend, base))}"
+    await ensure_image(backend, ctx, tag, limits)
+    return tag
 
 
 class RuntimeImage:

@@ -18,6 +18,7 @@ from protocol import keys
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
 from protocol.models import Op, SourceKind, SourceSpec, notes_text
+from runner.backend.docker import DockerBackend
 from runner.builds.prune import prune
 from tests.fixtures.git_server import Deploys, GitServer, owner_id
 from tests.integration.helpers import call, containers_of, eventually
@@ -89,9 +90,10 @@ def _tiny_image(client: docker.DockerClient, base: str, tag: str, labels: dict[s
     )
 
 
-def test_prune_removes_least_recently_used_unreferenced_images(
-    docker_client: docker.DockerClient, base_image: str, docker_labels: dict[str, str]
+async def test_prune_removes_least_recently_used_unreferenced_images(
+    docker_client: docker.DockerClient, base_image: str, docker_labels: dict[str, str], test_session_id: str
 ) -> None:
+    backend = DockerBackend(instance=test_session_id, network_mode="host", restart_max=0)
     stem = f"botrunner/deps:test-{secrets.token_hex(3)}"
     old, older, kept, busy = (f"{stem}-{n}" for n in ("old", "older", "kept", "busy"))
     for tag in (old, older, kept, busy):
@@ -100,7 +102,7 @@ def test_prune_removes_least_recently_used_unreferenced_images(
     now = time.time()
     last_used = {older: now - 400, old: now - 300, kept: now - 500, busy: now - 600, f"{stem}-gone": now - 50}
     try:
-        removed, forgotten = prune(docker_client, last_used, keep={kept}, cap_bytes=0, grace=0)
+        removed, forgotten = await prune(backend, last_used, keep={kept}, cap_bytes=0, grace=0)
         assert removed == [older, old]  # least recently used first; kept is referenced, busy in use
         assert forgotten == [f"{stem}-gone"]
         for tag in (kept, busy):
@@ -110,8 +112,8 @@ def test_prune_removes_least_recently_used_unreferenced_images(
                 docker_client.images.get(tag)
 
         # Under the cap nothing goes; a recent use is protected by the grace period.
-        assert prune(docker_client, {kept: now - 500}, keep=set(), cap_bytes=1 << 40, grace=0) == ([], [])
-        assert prune(docker_client, {kept: now}, keep=set(), cap_bytes=0, grace=600) == ([], [])
+        assert await prune(backend, {kept: now - 500}, keep=set(), cap_bytes=1 << 40, grace=0) == ([], [])
+        assert await prune(backend, {kept: now}, keep=set(), cap_bytes=0, grace=600) == ([], [])
     finally:
         container.remove(force=True)
         for tag in (old, older, kept, busy):

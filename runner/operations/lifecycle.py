@@ -1,0 +1,121 @@
+"""Operations that change a bot: start (a new bot or a stopped one), stop, restart, update, env, delete."""
+
+from __future__ import annotations
+
+from protocol.errors import NotFound
+from protocol.models import Command, Desired, Event, EventType, QuotaInfo, Result, Stage
+from protocol.rules import validate_name
+from runner.operations.base import OperationsBase
+from runner.operations.env import check_env, shared_tokens
+from runner.sources import ProgressFn, pack_files
+from runner.state import BotRecord
+
+
+class LifecycleOps(OperationsBase):
+    async def start(self, cmd: Command, progress: ProgressFn) -> Result:
+        name = validate_name(cmd.name)
+        rec = await self.store.get(cmd.owner, name)
+        if cmd.source is None:
+            if rec is None:
+                raise NotFound(name)
+            rec.desired = Desired.RUNNING
+            await self.store.save(rec)
+            self.watcher.reset_streak(rec.owner, rec.name)
+            await progress(Stage.STARTING, "")
+            await self._ensure_running(rec)
+            return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        if rec is not None and rec.request_id == cmd.request_id:
+            await self._ensure_running(rec)  # redelivered after the record was written
+            return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        env = check_env(cmd.env or {})
+        await self.store.reserve(cmd.owner, name, cmd.request_id)
+        try:
+            prepared = await self.prepare(cmd, progress, None)
+            rec = BotRecord(
+                owner=cmd.owner,
+                name=name,
+                source=prepared.info,
+                env=env,
+                image=prepared.image,
+                entrypoint=prepared.entrypoint,
+                request_id=cmd.request_id,
+                git_url=prepared.git_url,
+                own_image=prepared.own_image,
+            )
+            await self.store.save(rec, source=pack_files(prepared.files))
+            await progress(Stage.STARTING, "")
+            await self.deploy(rec, prepared.files)
+        except BaseException:
+            # A start that fails creates no bot and takes no slot.
+            try:
+                await self.backend.remove(cmd.owner, name, volumes=True)
+            finally:
+                await self.store.release(cmd.owner, name)
+            raise
+        notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
+
+    async def stop(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        if rec.desired is not Desired.STOPPED:
+            rec.desired = Desired.STOPPED
+            await self.store.save(rec)
+        await progress(Stage.STOPPING, "")
+        await self._stop_current(rec)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+
+    async def restart(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        rec.desired = Desired.RUNNING
+        await self.store.save(rec)
+        self.watcher.reset_streak(rec.owner, rec.name)
+        info = await self.backend.inspect(rec.owner, rec.name)
+        if info is None or info.request_id != rec.request_id:
+            await self.deploy(rec)
+        else:
+            self.watcher.expect_stop(info.id)
+            await self.backend.restart(rec.owner, rec.name, self.settings.runner_stop_timeout)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+
+    async def update(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        if rec.request_id == cmd.request_id:  # redelivered: the new code is already recorded
+            await self.deploy(rec)
+            return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        env = check_env({**rec.env, **(cmd.env or {})})  # the caps hold after the merge
+        prepared = await self.prepare(cmd, progress, rec)
+        await progress(Stage.STOPPING, "")
+        await self._stop_current(rec)
+        rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
+        rec.git_url, rec.own_image = prepared.git_url, prepared.own_image
+        rec.env, rec.request_id, rec.desired = env, cmd.request_id, Desired.RUNNING
+        await self.store.save(rec, source=pack_files(prepared.files))
+        self.watcher.reset_streak(rec.owner, rec.name)
+        await progress(Stage.STARTING, "")
+        await self.deploy(rec, prepared.files)
+        notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
+
+    async def set_env(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        if rec.request_id != cmd.request_id:
+            env = {**rec.env, **(cmd.env or {})}
+            for key in cmd.unset:
+                env.pop(key, None)
+            env = check_env(env)  # the caps hold after the merge
+            await self._stop_current(rec)
+            rec.env, rec.request_id = env, cmd.request_id
+            await self.store.save(rec)
+        await progress(Stage.STARTING, "")
+        await self.deploy(rec)
+        notes = await shared_tokens(self.store, rec, cmd.env)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
+
+    async def delete(self, cmd: Command, progress: ProgressFn) -> Result:
+        rec = await self._record(cmd)
+        await self._stop_current(rec)
+        await self.backend.remove(rec.owner, rec.name, volumes=True)
+        await self.store.release(rec.owner, rec.name)
+        await self.bus.publish(Event(type=EventType.DELETED, owner=rec.owner, name=rec.name))
+        used, limit = await self.store.quota(cmd.owner)
+        return Result(request_id=cmd.request_id, quota=QuotaInfo(used=used, limit=limit))

@@ -1,0 +1,254 @@
+"""The worker's logic on real Redis and the in-memory FakeBackend: redelivery, idempotency, crash
+streaks, quota races. No Docker here; what Docker itself does is tested against Docker elsewhere.
+
+The queue's key names are global, so these tests run on a redis-server of their own: a command
+on the shared database would be taken by the session's real runner (or another run's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from protocol import keys
+from protocol.client import RunnerClient
+from protocol.errors import ErrorCode
+from protocol.models import Command, Event, EventType, Op, Result, SourceKind, SourceSpec
+from runner.builds.cache import ImageCache
+from runner.events import EventBus, EventWatcher
+from runner.operations import Operations
+from runner.settings import Settings
+from runner.sources import Sources
+from runner.state import StateStore
+from runner.worker import Worker
+from tests.fakes.backend import STOPPED_EXIT, FakeBackend
+from tests.fixtures.services import _private_redis
+from tests.integration.helpers import SLEEPER, eventually
+
+pytestmark = pytest.mark.integration
+
+RUNTIME = "botrunner/runtime:fake"
+QUOTA = 2
+RESTART_MAX = 3
+OWNER = 4242
+
+
+@pytest.fixture(scope="module")
+def own_redis_url() -> Iterator[str]:
+    with _private_redis() as url:
+        yield url
+
+
+class FrozenBeforeAck(Worker):
+    """A runner that did the work and froze before its ack: killed there, it leaves the entry
+    pending, as a crash or an OOM kill of the runner would."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.froze = asyncio.Event()
+
+    async def _finish(self, entry_id: str, result: Result, op: Op | None = None) -> None:
+        self.froze.set()
+        await asyncio.Event().wait()
+
+
+@dataclass
+class Rig:
+    redis: Redis
+    fake: FakeBackend
+    settings: Settings
+    store: StateStore
+    watcher: EventWatcher
+    ops: Operations
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+
+    def worker(self, consumer: str = "fake-runner", cls: type[Worker] = Worker) -> Worker:
+        settings = self.settings.model_copy(update={"runner_id": consumer})
+        worker = cls(settings, self.redis, self.ops)
+        self.workers.append(worker)
+        self.tasks.append(asyncio.create_task(worker.run(self.stopping)))
+        return worker
+
+    def watch(self) -> None:
+        self.tasks.append(asyncio.create_task(self.watcher.run(self.stopping)))
+
+    async def submit(self, cmd: Command, payload: bytes | None = None) -> None:
+        # Straight onto the stream: the heartbeat check of RunnerClient.submit is not under test.
+        if payload is not None:
+            await self.redis.set(keys.upload(cmd.request_id), payload, ex=keys.UPLOAD_TTL)
+        await self.redis.xadd(keys.COMMANDS_STREAM, {"data": cmd.model_dump_json()})
+
+    async def call(self, cmd: Command, payload: bytes | None = None) -> Result:
+        await self.submit(cmd, payload)
+        return await RunnerClient(self.redis).wait(cmd.request_id, timeout=10)
+
+    async def events(self, name: str) -> list[Event]:
+        entries: Any = await self.redis.xrange(keys.EVENTS_STREAM)
+        out = [Event.model_validate_json(fields[b"data"]) for _id, fields in entries]
+        return [e for e in out if e.name == name]
+
+    async def stop_all(self) -> None:
+        """Kill every worker and watcher, with the commands they have in flight."""
+        self.stopping.set()
+        tasks = [*self.tasks, *(t for w in self.workers for t in w._inflight)]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.stopping, self.tasks, self.workers = asyncio.Event(), [], []
+
+    async def crashes(self, name: str) -> list[Event]:
+        return [e for e in await self.events(name) if e.type is EventType.CRASHED]
+
+
+@pytest.fixture
+async def rig(own_redis_url: str) -> AsyncIterator[Rig]:
+    redis = Redis.from_url(own_redis_url)
+    await redis.flushdb()
+    settings = Settings(
+        _env_file=None,
+        redis_url=own_redis_url,
+        runner_instance="fake",
+        runner_id="fake-runner",
+        max_bots_per_user=QUOTA,
+        runner_restart_max=RESTART_MAX,
+        runner_claim_idle_ms=200,
+        runner_stop_timeout=0,
+    )
+    fake = FakeBackend(restart_max=RESTART_MAX)
+    fake.images[RUNTIME] = "sha256:runtime"
+    store = StateStore(redis, settings.max_bots_per_user)
+    bus = EventBus(redis)
+    watcher = EventWatcher(fake, store, bus, restart_max=RESTART_MAX, memory_limit=1 << 28)
+
+    async def in_use() -> set[str]:
+        return {rec.image for rec in await store.all_records()}
+
+    async def runtime() -> str:
+        return RUNTIME
+
+    sources = Sources(settings, ImageCache(settings, redis, fake, in_use), runtime)
+    ops = Operations(settings, redis, store, fake, bus, watcher, sources)
+    rig = Rig(redis, fake, settings, store, watcher, ops)
+    try:
+        yield rig
+    finally:
+        await rig.stop_all()
+        await redis.aclose()
+
+
+def start_cmd(name: str, **kw: Any) -> Command:
+    return Command(op=Op.START, owner=OWNER, name=name, source=SourceSpec(kind=SourceKind.FILE), **kw)
+
+
+@pytest.mark.parametrize("same_consumer", [True, False], ids=["restarted-runner", "other-runner"])
+async def test_an_unacked_command_is_redone_without_a_second_effect(rig: Rig, same_consumer: bool) -> None:
+    frozen = rig.worker("runner-a", FrozenBeforeAck)
+    assert isinstance(frozen, FrozenBeforeAck)
+    cmd = start_cmd("redo")
+    await rig.submit(cmd, SLEEPER)
+    await asyncio.wait_for(frozen.froze.wait(), 10)
+    first = rig.fake.containers[(OWNER, "redo")].id
+    await rig.stop_all()  # the runner dies with the entry pending, its effect done
+    await asyncio.sleep(0.3)  # idle past runner_claim_idle_ms, so another runner may claim it
+
+    # A restarted runner reads its own pending entries; another one claims them once idle.
+    rig.worker("runner-a" if same_consumer else "runner-b")
+    res = await RunnerClient(rig.redis).wait(cmd.request_id, timeout=10)
+
+    assert res.ok, res.error
+    assert res.bot is not None and res.bot.container_id == first[:12]
+    assert rig.fake.calls["deploy"] == 1  # the redelivered start found its container and kept it
+    assert await rig.store.quota(OWNER) == (1, QUOTA)
+    assert await rig.redis.xpending(keys.COMMANDS_STREAM, keys.COMMANDS_GROUP) == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
+
+
+async def test_a_request_id_takes_effect_once(rig: Rig) -> None:
+    rig.worker()
+    cmd = start_cmd("once", env={"A": "1"})
+    first = await rig.call(cmd, SLEEPER)
+    assert first.ok, first.error
+    # The same request again (a requester's retry, a duplicated entry): the stored answer, no work.
+    again = await rig.call(cmd, SLEEPER)
+    assert again == first
+    assert rig.fake.calls["deploy"] == 1
+
+    set_env = Command(op=Op.SET_ENV, owner=OWNER, name="once", env={"B": "2"})
+    assert (await rig.call(set_env)).ok
+    assert (await rig.call(set_env)).ok
+    assert rig.fake.calls["deploy"] == 2  # one new container for the new env, not two
+    rec = await rig.store.get(OWNER, "once")
+    assert rec is not None and rec.env == {"A": "1", "B": "2"}
+
+
+async def test_a_crash_loop_alerts_once_and_reports_the_loop_once(rig: Rig) -> None:
+    rig.worker()
+    rig.watch()
+    assert (await rig.call(start_cmd("loopy"), SLEEPER)).ok
+    assert rig.fake.calls["events"] == 1  # the watcher listens (the start above gave it time)
+
+    # A stop asked for is no crash.
+    assert (await rig.call(Command(op=Op.STOP, owner=OWNER, name="loopy"))).ok
+
+    async def stopped() -> bool:
+        return any(e.type is EventType.STOPPED for e in await rig.events("loopy"))
+
+    await eventually(stopped, timeout=5, every=0.02)
+    assert [e.exit_code for e in await rig.events("loopy") if e.type is EventType.STOPPED] == [STOPPED_EXIT]
+    assert (await rig.call(Command(op=Op.START, owner=OWNER, name="loopy"))).ok
+
+    async def crashed(n: int) -> None:
+        async def seen() -> bool:
+            return len(await rig.crashes("loopy")) >= n
+
+        await eventually(seen, timeout=5, every=0.02)
+
+    # Each crash is handled before the next: Docker restarts it up to RESTART_MAX times, then not.
+    for n in range(1, RESTART_MAX + 2):
+        rig.fake.say(OWNER, "loopy", f"Traceback {n}")
+        rig.fake.crash(OWNER, "loopy", exit_code=1)
+        await crashed(n)
+
+    crashed_events = await rig.crashes("loopy")
+    assert [e.alert for e in crashed_events] == [True] + [False] * RESTART_MAX
+    assert [e.crash_loop for e in crashed_events] == [False] * RESTART_MAX + [True]
+    last = crashed_events[-1]
+    assert last.restart_count == RESTART_MAX and f"Traceback {RESTART_MAX + 1}" in (last.log_tail or "")
+
+    # The user starts it again: a new streak, so the next crash alerts again (and, the policy's
+    # count spent, it stays down: a single crash is no loop).
+    assert (await rig.call(Command(op=Op.START, owner=OWNER, name="loopy"))).ok
+    rig.fake.crash(OWNER, "loopy", exit_code=2)
+    await crashed(RESTART_MAX + 2)
+    last = (await rig.crashes("loopy"))[-1]
+    assert last.alert and last.exit_code == 2 and not last.crash_loop
+
+
+async def test_two_starts_at_quota_minus_one_give_exactly_one_bot(rig: Rig) -> None:
+    rig.worker()
+    assert (await rig.call(start_cmd("first"), SLEEPER)).ok
+    rig.fake.latency = 0.05  # both starts are in flight at once
+    a, b = start_cmd("racer-a"), start_cmd("racer-b")
+    await asyncio.gather(rig.submit(a, SLEEPER), rig.submit(b, SLEEPER))
+    client = RunnerClient(rig.redis)
+    results = await asyncio.gather(*(client.wait(c.request_id, timeout=10) for c in (a, b)))
+
+    assert sorted(r.ok for r in results) == [False, True]
+    loser = next(r for r in results if not r.ok)
+    assert loser.error is not None and loser.error.code is ErrorCode.QUOTA_EXCEEDED
+    assert await rig.store.quota(OWNER) == (QUOTA, QUOTA)
+    winner = next(r.bot.name for r in results if r.ok and r.bot is not None)
+    # The loser left no container and no volumes behind.
+    assert {n for _o, n in rig.fake.containers} == {"first", winner}
+    assert not any("racer" in v and winner not in v for v in rig.fake.volumes)

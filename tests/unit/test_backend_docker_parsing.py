@@ -1,0 +1,48 @@
+"""The Docker backend's pure parts: what it reads out of docker's answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.backend import names
+from runner.backend.docker.containers import container_info, parse_ts
+from runner.backend.docker.events import parse_event
+from runner.backend.docker.stats import usage_of
+
+pytestmark = pytest.mark.unit
+
+
+def test_timestamps_with_nanoseconds_and_the_zero_time() -> None:
+    assert parse_ts("0001-01-01T00:00:00Z") is None
+    assert parse_ts("2024-05-01T12:00:00.123456789Z") == pytest.approx(1714564800.123456)
+
+
+def test_an_exited_container_reports_its_exit_code_and_request() -> None:
+    info = container_info(
+        {
+            "Id": "abc",
+            "State": {"Status": "exited", "Running": False, "ExitCode": 137, "OOMKilled": True},
+            "Config": {"Image": "img", "Labels": {names.LABEL_REQUEST: "r1"}},
+            "RestartCount": 2,
+        }
+    )
+    assert (info.exit_code, info.oom_killed, info.restart_count, info.request_id) == (137, True, 2, "r1")
+    assert not info.running and info.started_at is None
+
+
+def test_only_bot_containers_make_events() -> None:
+    attrs = {names.LABEL_KIND: "container", names.LABEL_OWNER: "7", names.LABEL_BOT: "b", "exitCode": "1"}
+    ev = parse_event({"Action": "die", "id": "c1", "Actor": {"Attributes": attrs}})
+    assert ev is not None and (ev.action, ev.owner, ev.name, ev.exit_code) == ("die", 7, "b", 1)
+    job = {**attrs, names.LABEL_KIND: "job"}
+    assert parse_event({"Action": "die", "id": "c2", "Actor": {"Attributes": job}}) is None
+
+
+def test_usage_is_memory_less_cache_and_cpu_over_the_interval() -> None:
+    sample = {
+        "memory_stats": {"usage": 300, "stats": {"cache": 100}},
+        "cpu_stats": {"cpu_usage": {"total_usage": 2_000}, "system_cpu_usage": 20_000, "online_cpus": 2},
+        "precpu_stats": {"cpu_usage": {"total_usage": 1_000}, "system_cpu_usage": 10_000},
+    }
+    usage = usage_of(sample)
+    assert usage.memory_bytes == 200 and usage.cpu_percent == 20.0
