@@ -81,8 +81,6 @@ class Settings(BaseSettings):
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
     git_max_repo_bytes: str = "100m"
-    # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
-    runner_debug_ack_delay: float = Field(0.0, ge=0)
 
     @field_validator("git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", mode="before")
     @classmethod
