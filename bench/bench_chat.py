@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -72,14 +73,16 @@ def first_output(client: docker.DockerClient, name: str) -> float:
     raise TimeoutError(f"{name} printed nothing in {STEP_TIMEOUT} s")
 
 
-def floor_first_output(client: docker.DockerClient, image: str, labels: dict[str, str], i: int) -> float:
-    name = f"bench-chatfloor-{os.getpid()}-{i}"
+def floor_first_output(
+    client: docker.DockerClient, image: str, labels: dict[str, str], name: str
+) -> tuple[float, float]:
+    """(start time, first output time) of one container made straight through the SDK."""
     t0 = time.time()
     c = floor_create(client, image, labels, name)
     c.start()
     first = first_output(client, name)
     floor_remove(client, c, name)
-    return first - t0
+    return t0, first
 
 
 class StreamWatch:
@@ -175,12 +178,46 @@ class Monitor:
         return out
 
 
+class StartEvents:
+    """Docker `start` events of this run's containers, from one event stream in a thread.
+
+    Waiting on these instead of polling docker while the runner creates the container keeps the
+    bench from loading dockerd during the very steps it measures (the floor polls only after start).
+    """
+
+    def __init__(self, client: docker.DockerClient, instance: str) -> None:
+        self.started: dict[str, float] = {}
+        self._stream = client.events(
+            decode=True, filters={"label": f"botrunner.instance={instance}", "event": "start"}
+        )
+        threading.Thread(target=self._run, name="docker-events", daemon=True).start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends with an error when closed
+            for event in self._stream:
+                name = event.get("Actor", {}).get("Attributes", {}).get("name")
+                if name:
+                    self.started[name] = event.get("timeNano", 0) / 1e9
+
+    def close(self) -> None:
+        self._stream.close()
+
+    async def wait(self, name: str) -> float:
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while name not in self.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} never started")
+            await asyncio.sleep(0.005)
+        return self.started[name]
+
+
 @dataclass
 class ChatRun:
     upload: float
     delivered: float
     calls: list[tuple[float, str]]
     xadd: float
+    started: float
     first_output: float
     card: float
 
@@ -192,6 +229,7 @@ async def chat_deploy(
     fake: FakeTelegram,
     token: str,
     watch: StreamWatch,
+    starts: StartEvents,
     client: docker.DockerClient,
     name: str,
     caption: str,
@@ -202,6 +240,7 @@ async def chat_deploy(
     t0 = time.time()
     upload = user.send_document(token, "bot.py", CODE, caption)
     xadd = await watch.wait(Op.START, name)
+    started = await starts.wait(f"botrunner-{OWNER}-{name}")
     first = await asyncio.to_thread(first_output, client, f"botrunner-{OWNER}-{name}")
     card = await fake.wait_for(
         token,
@@ -214,7 +253,7 @@ async def chat_deploy(
     edits = [t for t, m in calls if m == "editmessagetext"]
     delivered = fake.delivered_at(token, upload)
     assert delivered is not None
-    return ChatRun(t0, delivered, calls, xadd, first, edits[-1])
+    return ChatRun(t0, delivered, calls, xadd, started, first, edits[-1])
 
 
 def ms_row(label: str, xs: list[float]) -> str:
@@ -237,12 +276,13 @@ def breakdown(runs: list[ChatRun]) -> list[str]:
         add("sendMessage -> getFile arrives", sent, get_file)
         add("getFile -> file download arrives", get_file, download)
         add("download -> START on the stream", download, r.xadd)
-        add("START on the stream -> first output (runner + docker + python)", r.xadd, r.first_output)
+        add("START on the stream -> container started (runner + docker)", r.xadd, r.started)
+        add("container started -> first output (python)", r.started, r.first_output)
         add("first output -> 🟢 card edit arrives", r.first_output, r.card)
     return [ms_row(label, xs) for label, xs in hops.items()]
 
 
-def report(floor: list[float], chat: list[ChatRun]) -> None:
+def report(floor: list[float], floor_split: list[tuple[float, float]], chat: list[ChatRun]) -> None:
     first = [r.first_output - r.upload for r in chat]
     share = [r.xadd - r.delivered for r in chat]
     print("| measurement | n | p50 ms | p95 ms | ratio of medians |")
@@ -250,11 +290,15 @@ def report(floor: list[float], chat: list[ChatRun]) -> None:
     print(row("floor: SDK volumes+create+put_archive+start -> first output", floor))
     print(row("chat: upload with `/start_bot name` -> first output", first, floor))
     print(row("chat: upload -> 🟢 card edit", [r.card - r.upload for r in chat], floor))
+    queue = [r.first_output - r.xadd for r in chat]
+    print(row("its queue part: START on the stream -> first output", queue, floor))
     print(row("control bot's share: update handed over -> START on the stream", share))
     print()
     print("| hop of the chat path (main runs) | n | p50 ms | p95 ms |")
     print("|---|---|---|---|")
     print("\n".join(breakdown(chat)))
+    print(ms_row("floor: SDK calls -> container started", [a for a, _b in floor_split]))
+    print(ms_row("floor: container started -> first output", [b for _a, b in floor_split]))
     ratio = statistics.median(first) / statistics.median(floor)
     print(f"\nchat path {ratio:.2f}x the floor (target <= 1.2x)", end="; ")
     print(f"control bot's share p50 {statistics.median(share) * 1000:.1f} ms (target <= 10 ms)")
@@ -351,6 +395,7 @@ async def main() -> None:
     watch_redis = Redis.from_url(url)
     rc = RunnerClient(redis)
     watch = StreamWatch(watch_redis)
+    starts = StartEvents(client, instance)
     try:
         image = await wait_up(runner, runner_log, rc)
         bot, bot_log = spawn("controlbot", bot_env)
@@ -358,16 +403,21 @@ async def main() -> None:
         watch.start()
 
         async def deploy(name: str, caption: str) -> ChatRun:
-            run = await chat_deploy(fake, token, watch, client, name, caption)
+            run = await chat_deploy(fake, token, watch, starts, client, name, caption)
             res = await rc.call(Command(op=Op.DELETE, owner=OWNER, name=name))
             assert res.ok, res.error
             return run
 
         await deploy("warmup", "/start_bot warmup")  # first-use costs: imports, connections, i18n
         floor: list[float] = []
+        floor_split: list[tuple[float, float]] = []  # SDK calls -> started, started -> first output
         chat: list[ChatRun] = []
         for i in range(args.runs):  # interleaved, so drift on this noisy machine hits both alike
-            floor.append(await asyncio.to_thread(floor_first_output, client, image, labels, i))
+            name = f"bench-chatfloor-{os.getpid()}-{i}"
+            t0, first = await asyncio.to_thread(floor_first_output, client, image, labels, name)
+            floor.append(first - t0)
+            if (started := starts.started.get(name)) is not None:
+                floor_split.append((started - t0, first - started))
             chat.append(await deploy(f"c{i}", f"/start_bot c{i}"))
 
         monitor = Monitor(port, workdir / "monitor.txt")
@@ -380,11 +430,12 @@ async def main() -> None:
             with_token.append(await deploy(f"t{i}", f"/start_bot t{i} BOT_TOKEN={ENV_TOKEN}"))
         await monitor.stop(after=time.time())
         print(f"runs={args.runs} profile={args.profile} image={image} cpus={os.cpu_count()}")
-        report(floor, chat)
+        report(floor, floor_split, chat)
         if args.profile:
             report_profile(monitor, plain, with_token)
     finally:
         await watch.stop()
+        starts.close()
         for proc in reversed(procs):
             proc.terminate()
             try:
