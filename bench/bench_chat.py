@@ -292,7 +292,7 @@ def report(floor: list[float], floor_split: list[tuple[float, float]], chat: lis
     print(row("chat: upload -> 🟢 card edit", [r.card - r.upload for r in chat], floor))
     queue = [r.first_output - r.xadd for r in chat]
     print(row("its queue part: START on the stream -> first output", queue, floor))
-    print(row("control bot's share: update handed over -> START on the stream", share))
+    print(ms_row("control bot's share: update handed over -> START on the stream", share) + " (own) |")
     print()
     print("| hop of the chat path (main runs) | n | p50 ms | p95 ms |")
     print("|---|---|---|---|")
