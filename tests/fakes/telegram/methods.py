@@ -250,7 +250,12 @@ class BotApi(Store):
                     if ticket in bot.terminated:
                         raise ApiError(409, CONFLICT)
                     if bot.updates or self._closing:
-                        return copy.deepcopy(bot.updates[:limit])
+                        batch = copy.deepcopy(bot.updates[:limit])
+                        now = time.time()
+                        for u in batch:
+                            if (m := u.get("message")) is not None:
+                                bot.delivered.setdefault((m["chat"]["id"], m["message_id"]), now)
+                        return batch
                 if (remaining := deadline - time.monotonic()) <= 0:
                     return []
                 await self._changes.wait(seen, remaining)

@@ -172,6 +172,16 @@ class FakeTelegram(BotApi):
         with self._lock:
             return [copy.copy(p) for m, p in self._state(token).calls if m == method.lower()]
 
+    def call_times(self, token: str) -> list[tuple[float, str]]:
+        """(wall-clock arrival, method) of every call in order; file downloads show as "download"."""
+        with self._lock:
+            return list(self._state(token).call_times)
+
+    def delivered_at(self, token: str, message: Message) -> float | None:
+        """Wall-clock time getUpdates first handed the update of a user's message to the bot."""
+        with self._lock:
+            return self._state(token).delivered.get((message.chat_id, message.message_id))
+
     def poll_stats(self, token: str) -> PollStats:
         with self._lock:
             return copy.copy(self._state(token).stats)
@@ -265,6 +275,7 @@ class FakeTelegram(BotApi):
                     raise ApiError(401, "Unauthorized")
                 bot = self._state(token)
                 bot.calls.append((method, params))
+                bot.call_times.append((time.time(), method))
                 if failures := bot.failures.get(method):
                     raise failures.pop(0)
                 if method != "getupdates":
@@ -307,4 +318,6 @@ class FakeTelegram(BotApi):
             )
         if file is None or not known:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        with self._lock:
+            self._state(request.match_info["token"]).call_times.append((time.time(), "download"))
         return web.Response(body=file.data, content_type=file.mime_type)
