@@ -58,6 +58,18 @@ def list_bots(ctx: typer.Context) -> None:
 
 
 @app.command()
+def quota(ctx: typer.Context) -> None:
+    """Your bots against your limit."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        body = client.quota()
+    if opts.json:
+        render.print_json(body)
+    else:
+        render.out.print(f"bots: {render.quota_text(body)}", markup=False)
+
+
+@app.command()
 def status(ctx: typer.Context, name: NameArg) -> None:
     """A bot's state, uptime, restarts, resources against the limits, source and container."""
     opts = options(ctx)

@@ -100,6 +100,10 @@ class Client:
         result: dict[str, Any] = self.json("GET", "/api/bots")
         return result
 
+    def quota(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.json("GET", "/api/quota")
+        return result
+
     def bot(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.json("GET", f"/api/bots/{name}")
         return result

@@ -298,6 +298,13 @@ class Gateway:
             rules.check_env_key(key)
         return await self.call(caller, Op.SET_ENV, target, env=self.check_env(env), unset=unset)
 
+    async def quota(self, caller: Caller, owner: int | None = None) -> QuotaInfo:
+        """Bots owned against the limit: the caller's own, or (admins) any user's."""
+        if owner is not None and owner != caller.id:
+            _admin_only(caller)
+        result = await self.call(caller, Op.QUOTA, owner=caller.id if owner is None else owner)
+        return result.quota or QuotaInfo(used=0, limit=0)
+
     async def set_quota(self, caller: Caller, owner: int, limit: int | None) -> QuotaInfo:
         _admin_only(caller)
         result = await self.call(caller, Op.SET_QUOTA, target_owner=owner, quota=limit)

@@ -31,6 +31,7 @@ class Op(StrEnum):
     SET_ENV = "set_env"
     SET_QUOTA = "set_quota"
     SYSTEM = "system"
+    QUOTA = "quota"  # read an owner's quota: bots owned against the limit
 
 
 class SourceKind(StrEnum):
