@@ -103,6 +103,18 @@ def restart(ctx: typer.Context, name: NameArg) -> None:
     _action(ctx, name, "restart", "restarted")
 
 
+@app.command("delete-webhook")
+def delete_webhook(ctx: typer.Context, name: NameArg) -> None:
+    """Remove the webhook on the bot's token, which keeps a polling bot from getting updates."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        bot = client.json("DELETE", f"/api/bots/{name}/webhook")
+    if opts.json:
+        render.print_json(bot)
+    else:
+        render.out.print(f"{render.state_label(bot['state'])}  {name}: webhook removed")
+
+
 @app.command()
 def rm(ctx: typer.Context, name: NameArg) -> None:
     """Delete a bot, its container and its data; this frees its slot."""

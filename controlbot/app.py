@@ -38,6 +38,7 @@ from controlbot.middlewares.access import AccessMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
 from controlbot.retry import RetryAfterMiddleware
 from controlbot.settings import Settings
+from controlbot.telegram_check import TokenChecker
 from protocol.client import RunnerClient
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,12 @@ def routers(settings: Settings) -> list[Router]:
 
 
 def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
-    return Gateway(runner, bot_token=settings.bot_token, max_upload_bytes=settings.max_upload_bytes)
+    return Gateway(
+        runner,
+        bot_token=settings.bot_token,
+        max_upload_bytes=settings.max_upload_bytes,
+        telegram=TokenChecker(settings.telegram_api_url),
+    )
 
 
 def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: I18n) -> Dispatcher:

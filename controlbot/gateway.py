@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from controlbot.telegram_check import NO_TOKENS, TokenCheck, TokenChecker
 from protocol import rules
 from protocol.client import BUILD_TIMEOUT_S, DEFAULT_TIMEOUT_S, ProgressCallback, RunnerClient
 from protocol.errors import (
@@ -103,6 +104,7 @@ class DeployRequest:
     upload: Upload | None = None
     source: SourceSpec | None = None
     pull: bool = False
+    tokens: TokenCheck | None = None  # what Telegram said of its tokens, when asked already
 
     def spec(self) -> SourceSpec | None:
         if self.upload is None:
@@ -138,10 +140,22 @@ def _python_text(data: bytes) -> bool:
 class Gateway:
     """Every operation a front end can ask for, on behalf of a caller."""
 
-    def __init__(self, runner: RunnerClient, *, bot_token: str, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        runner: RunnerClient,
+        *,
+        bot_token: str,
+        max_upload_bytes: int,
+        telegram: TokenChecker | None = None,
+    ) -> None:
         self.runner = runner
         self.bot_token = bot_token
         self.max_upload_bytes = max_upload_bytes
+        self.telegram = telegram
+
+    async def check_tokens(self, env: dict[str, str] | None) -> TokenCheck:
+        """Ask Telegram about the bot tokens in env (TOKEN_INVALID when it rejects one)."""
+        return await self.telegram.check(env) if self.telegram is not None else NO_TOKENS
 
     # -- checks every front end needs -----------------------------------------------------------
     def check_env(self, env: dict[str, str]) -> dict[str, str]:
@@ -256,7 +270,8 @@ class Gateway:
         env = self.check_env(req.env) if req.env else None
         if req.upload is not None:
             self.check_upload(req.upload)
-        return await self.call(
+        tokens = req.tokens or await self.check_tokens(env)
+        result = await self.call(
             caller,
             req.op,
             req.target,
@@ -266,7 +281,10 @@ class Gateway:
             source=req.spec(),
             pull=req.pull,
             env=env,
+            usernames=tokens.usernames,
         )
+        result.notes.extend(tokens.notes)
+        return result
 
     async def status(self, caller: Caller, target: Target) -> BotStatus:
         return _bot(await self.call(caller, Op.STATUS, target), caller, target)
@@ -296,7 +314,15 @@ class Gateway:
             )
         for key in unset:
             rules.check_env_key(key)
-        return await self.call(caller, Op.SET_ENV, target, env=self.check_env(env), unset=unset)
+        env = self.check_env(env)
+        tokens = await self.check_tokens(env)
+        result = await self.call(caller, Op.SET_ENV, target, env=env, unset=unset, usernames=tokens.usernames)
+        result.notes.extend(tokens.notes)
+        return result
+
+    async def delete_webhook(self, caller: Caller, target: Target) -> BotStatus:
+        """Remove the webhook on the bot's token (the runner alone reads it), so the bot can poll."""
+        return _bot(await self.call(caller, Op.DELETE_WEBHOOK, target), caller, target)
 
     async def quota(self, caller: Caller, owner: int | None = None) -> QuotaInfo:
         """Bots owned against the limit: the caller's own, or (admins) any user's."""

@@ -27,6 +27,9 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     UNAUTHORIZED = "UNAUTHORIZED"  # HTTP API: missing, wrong or revoked token
     INTERNAL = "INTERNAL"
+    # Telegram-aware deploys
+    TOKEN_INVALID = "TOKEN_INVALID"  # Telegram rejects a bot token the deploy carries (getMe: 401)
+    TOKEN_IN_USE = "TOKEN_IN_USE"  # another hosted bot already polls with this token
 
 
 class ErrorParams(BaseModel):

@@ -102,3 +102,9 @@ def user_locale(user: int) -> str:
 
 # Cached built images: hash tag -> last-used timestamp, for LRU pruning. Writer: runner. No TTL.
 IMAGE_CACHE = f"{PREFIX}:images"
+
+
+# Set while the owner was told, within the hour, that a bot's output shows Telegram's 409 Conflict.
+# Writer: runner (SET NX, TTL 3600 s), so the notice goes out at most once an hour per bot.
+def conflict_notice(owner: int, name: str) -> str:
+    return f"{PREFIX}:conflict:{owner}:{name}"

@@ -32,6 +32,7 @@ class Op(StrEnum):
     SET_QUOTA = "set_quota"
     SYSTEM = "system"
     QUOTA = "quota"  # read an owner's quota: bots owned against the limit
+    DELETE_WEBHOOK = "delete_webhook"  # remove the webhook on a bot's token, so it can poll
 
 
 class SourceKind(StrEnum):
@@ -69,6 +70,8 @@ class Command(_Model):
     target_owner: int | None = None  # set_quota
     quota: int | None = None  # set_quota; None clears the override
     pull: bool = False  # update of a git bot: pull the branch head
+    # start/update/set_env: the @username Telegram's getMe gave for each token-shaped env value.
+    usernames: dict[str, str] = Field(default_factory=dict)
 
 
 class BotState(StrEnum):
@@ -122,6 +125,7 @@ class BotStatus(_Model):
     # sha256 hex of each env value, so the control bot can warn when one token serves two bots
     # without ever seeing the values.
     env_sha256: dict[str, str] = Field(default_factory=dict)
+    usernames: dict[str, str] = Field(default_factory=dict)  # env key -> the bot's @username
     container_id: str | None = None
     image: str | None = None
     created_at: float
@@ -194,7 +198,8 @@ class NoteKind(StrEnum):
     DOCKERFILE_CACHED = "dockerfile_cached"  # ... and an earlier build of the same tree was reused
     ENTRYPOINT_IGNORED = "entrypoint_ignored"  # a Dockerfile's CMD runs; the entry point given does not
     SYMLINKS_IGNORED = "symlinks_ignored"  # count: symlinks leading outside the bot, dropped
-    TOKEN_SHARED = "token_shared"  # key, bots: the value of key already serves these bots of the owner
+    TOKEN_UNVERIFIED = "token_unverified"  # key: Telegram could not be reached to check its token
+    WEBHOOK_SET = "webhook_set"  # key: a webhook is set on its token, so polling gets nothing
 
 
 class Note(_Model):
@@ -202,7 +207,6 @@ class Note(_Model):
     path: str | None = None
     count: int | None = None
     key: str | None = None
-    bots: list[str] = Field(default_factory=list)
 
     def english(self) -> str:
         """The note as a plain sentence, for the API and the CLI."""
@@ -214,9 +218,10 @@ class Note(_Model):
             NoteKind.DOCKERFILE_CACHED: "built from its Dockerfile (cached)",
             NoteKind.ENTRYPOINT_IGNORED: "the Dockerfile's CMD runs; the entry point given is ignored",
             NoteKind.SYMLINKS_IGNORED: f"ignored {self.count} symlink(s) leading outside",
-            NoteKind.TOKEN_SHARED: (
-                f"the value of {self.key} is already used by {', '.join(self.bots)}: two bots polling "
-                "one token get 409 Conflict from Telegram"
+            NoteKind.TOKEN_UNVERIFIED: f"Telegram could not be reached to check the token in {self.key}",
+            NoteKind.WEBHOOK_SET: (
+                f"a webhook is set on the token in {self.key}: a polling bot gets no updates until it is "
+                "removed"
             ),
         }
         return texts[self.kind]
@@ -264,6 +269,7 @@ class EventType(StrEnum):
     DELETED = "deleted"
     RECOVERED = "recovered"  # brought back by reconciliation
     MISSING = "missing"  # the container vanished and could not be brought back
+    CONFLICT = "conflict"  # the bot's output shows Telegram's 409: another poller uses its token
 
 
 class Event(_Model):

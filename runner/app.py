@@ -19,6 +19,7 @@ from runner.backend.base import Backend, BuildLimits
 from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
+from runner.conflicts import ConflictWatch
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
 from runner.reconcile import reconcile
@@ -59,6 +60,9 @@ class Runner:
             Sources(settings, self.images, self.runtime.get),
         )
         self.worker = Worker(settings, self.redis, self.ops)
+        self.conflicts = ConflictWatch(
+            self.redis, self.store, self.backend, self.bus, settings.runner_conflict_interval
+        )
         self.stopping = asyncio.Event()
         self.docker_version: str | None = None
         # None until the first probe; reconciling on recovery needs a known outage first.
@@ -82,6 +86,9 @@ class Runner:
                 self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
             ),
             asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
+            asyncio.create_task(
+                self._every(self.settings.runner_conflict_interval, self._conflicts), name="conflicts"
+            ),
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
@@ -198,6 +205,12 @@ class Runner:
             log.warning("stats skipped: %s", e)
         except Exception:
             log.exception("stats sampling failed")
+
+    async def _conflicts(self) -> None:
+        try:
+            await self.conflicts.check()
+        except Exception as e:  # housekeeping: log it, never stop the loop
+            log.warning("409 check skipped: %s", e)
 
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Empty: any host that resolves only to public addresses. Set: exactly these hosts.
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
+    # Telegram-aware: where the runner calls the Bot API with a bot's token (deleteWebhook) and how
+    # often it reads running bots' output for Telegram's 409 Conflict.
+    telegram_api_url: str = "https://api.telegram.org"
+    runner_conflict_interval: float = Field(60.0, gt=0)
     git_max_repo_bytes: str = "100m"
 
     @field_validator("git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", mode="before")

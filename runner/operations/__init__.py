@@ -11,10 +11,11 @@ from __future__ import annotations
 from protocol.models import Command, Op, Result
 from runner.operations.lifecycle import LifecycleOps
 from runner.operations.queries import QueryOps
+from runner.operations.telegram import TelegramOps
 from runner.sources import ProgressFn
 
 
-class Operations(LifecycleOps, QueryOps):
+class Operations(LifecycleOps, QueryOps, TelegramOps):
     async def handle(self, cmd: Command, progress: ProgressFn) -> Result:
         handler = {
             Op.START: self.start,
@@ -29,6 +30,7 @@ class Operations(LifecycleOps, QueryOps):
             Op.SET_QUOTA: self.set_quota,
             Op.SYSTEM: self.system,
             Op.QUOTA: self.quota,
+            Op.DELETE_WEBHOOK: self.delete_webhook,
         }[cmd.op]
         return await handler(cmd, progress)
 

@@ -156,6 +156,7 @@ class _Bot:
     # first handed to a poller (keyed by chat id and message id).
     call_times: list[tuple[float, str]] = field(default_factory=list)
     delivered: dict[tuple[int, int], float] = field(default_factory=dict)
+    webhook_url: str = ""  # set: getUpdates answers 409, as Telegram does while a webhook is active
 
 
 def _private_chat(user: JSON) -> JSON:

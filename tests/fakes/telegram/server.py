@@ -16,7 +16,6 @@ from aiohttp import web
 from tests.fakes.telegram.methods import BotApi
 from tests.fakes.telegram.models import JSON, MAX_UPLOAD, ApiError, Message, PollStats, _Upload
 from tests.fakes.telegram.parsing import _json
-from tests.fakes.telegram.store import _TOKEN_RE
 from tests.fakes.telegram.users import FakeUser
 
 T = TypeVar("T")
@@ -101,9 +100,27 @@ class FakeTelegram(BotApi):
     # ---- test-side API ---------------------------------------------------------------------------------
 
     def new_token(self, name: str = "bot") -> str:
-        """A token no other test uses: ``<unique id>:TEST-<name>-<n>``."""
+        """A token no other test uses, shaped like a real one (protocol.rules.BOT_TOKEN_RE):
+        ``<unique id>:TEST-<name>-<n>xxx…``. Telegram knows it; see ``know``."""
         n = next(self._ids)
-        return f"{7_000_000_000 + n}:TEST-{name}-{n}"
+        secret = f"TEST-{name}-{n}-".ljust(32, "x")[:50]
+        token = f"{7_000_000_000 + n}:{secret}"
+        self.know(token)
+        return token
+
+    def know(self, token: str) -> None:
+        """Make ``token`` one Telegram knows: calls with any other token answer 401 Unauthorized."""
+        with self._lock:
+            self._known.add(token)
+
+    def set_webhook(self, token: str, url: str) -> None:
+        """Put a webhook on ``token`` (as setWebhook would): getWebhookInfo shows it, polling gets 409."""
+        with self._lock:
+            self._state(token).webhook_url = url
+
+    def webhook(self, token: str) -> str:
+        with self._lock:
+            return self._state(token).webhook_url
 
     def user(
         self,
@@ -271,7 +288,7 @@ class FakeTelegram(BotApi):
         try:
             params = await self._params(request)
             with self._lock:
-                if token in self._revoked:
+                if token in self._revoked or token not in self._known:
                     raise ApiError(401, "Unauthorized")
                 bot = self._state(token)
                 bot.calls.append((method, params))
@@ -313,7 +330,7 @@ class FakeTelegram(BotApi):
         with self._lock:
             file = self._files.get(request.match_info["path"])
             known = (
-                _TOKEN_RE.match(request.match_info["token"])
+                request.match_info["token"] in self._known
                 and request.match_info["token"] not in self._revoked
             )
         if file is None or not known:
