@@ -93,6 +93,10 @@ class Client:
             raise _error(resp)
         return resp
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer of a call that succeeded; an ApiError otherwise."""
+        return self._send(method, path, **kwargs)
+
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._send(method, path, **kwargs).json()
 

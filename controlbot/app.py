@@ -21,6 +21,7 @@ from controlbot.api import serve
 from controlbot.gateway import Gateway
 from controlbot.handlers import (
     admin,
+    backups,
     cancel,
     deploy,
     env,
@@ -65,6 +66,7 @@ def routers(settings: Settings) -> list[Router]:
         env.router,
         listing.router,
         admin.router,
+        backups.router,
     ]
     if settings.api_enabled:
         found.append(token.router)
@@ -79,6 +81,7 @@ def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
         bot_token=settings.bot_token,
         max_upload_bytes=settings.max_upload_bytes,
         telegram=TokenChecker(settings.telegram_api_url),
+        max_backup_bytes=settings.max_backup_bytes,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from controlbot.telegram_check import NO_TOKENS, TokenCheck, TokenChecker
-from protocol import rules
+from protocol import archive, keys, rules
 from protocol.client import BUILD_TIMEOUT_S, DEFAULT_TIMEOUT_S, ProgressCallback, RunnerClient
 from protocol.errors import (
     BotrunnerError,
@@ -30,6 +31,8 @@ from protocol.errors import (
     StoreUnavailable,
 )
 from protocol.models import (
+    ArchiveInfo,
+    BackupMode,
     BotStatus,
     Command,
     Op,
@@ -147,8 +150,10 @@ class Gateway:
         bot_token: str,
         max_upload_bytes: int,
         telegram: TokenChecker | None = None,
+        max_backup_bytes: int = 200 << 20,
     ) -> None:
         self.runner = runner
+        self.max_backup_bytes = max_backup_bytes
         self.bot_token = bot_token
         self.max_upload_bytes = max_upload_bytes
         self.telegram = telegram
@@ -319,6 +324,36 @@ class Gateway:
         result = await self.call(caller, Op.SET_ENV, target, env=env, unset=unset, usernames=tokens.usernames)
         result.notes.extend(tokens.notes)
         return result
+
+    async def backup(self, caller: Caller, target: Target) -> tuple[ArchiveInfo, bytes]:
+        """The bot's /data as a .tar.gz, made by the runner and handed over in chunks."""
+        result = await self.call(caller, Op.BACKUP, target, timeout=BUILD_TIMEOUT_S)
+        if result.archive is None:
+            raise BotrunnerError("the runner answered without the archive", code=ErrorCode.INTERNAL)
+        data = await archive.take(self.runner.redis, keys.archive(result.request_id), self.max_backup_bytes)
+        return result.archive, data
+
+    async def backup_schedule(self, caller: Caller, target: Target, mode: BackupMode) -> Result:
+        """Daily backups on or off (the result carries the bot), or the kept ones listed (`backups`)."""
+        return await self.call(caller, Op.BACKUP, target, backup=mode, timeout=BUILD_TIMEOUT_S)
+
+    async def restore(self, caller: Caller, target: Target, data: bytes | None) -> BotStatus:
+        """Replace the bot's /data with an archive (None: undo the last restore); it restarts."""
+        request_id = uuid.uuid4().hex
+        if data is not None:
+            if len(data) > self.max_backup_bytes:
+                raise InvalidSource(
+                    f"the archive is larger than {self.max_backup_bytes >> 20} MB",
+                    params=ErrorParams(
+                        reason="too_large", max_bytes=self.max_backup_bytes, size_bytes=len(data)
+                    ),
+                )
+            await self.ensure_runner()
+            await archive.put(self.runner.redis, keys.archive(request_id), data)
+        result = await self.call(
+            caller, Op.RESTORE, target, request_id=request_id, undo=data is None, timeout=BUILD_TIMEOUT_S
+        )
+        return _bot(result, caller, target)
 
     async def delete_webhook(self, caller: Caller, target: Target) -> BotStatus:
         """Remove the webhook on the bot's token (the runner alone reads it), so the bot can poll."""

@@ -33,6 +33,15 @@ class Op(StrEnum):
     SYSTEM = "system"
     QUOTA = "quota"  # read an owner's quota: bots owned against the limit
     DELETE_WEBHOOK = "delete_webhook"  # remove the webhook on a bot's token, so it can poll
+    BACKUP = "backup"  # /data as a .tar.gz now, or the daily backups: on, off, listed
+    RESTORE = "restore"  # replace /data from a .tar.gz (or undo the last restore)
+
+
+class BackupMode(StrEnum):
+    NOW = "now"  # archive /data now and hand it over in chunks (keys.archive)
+    DAILY = "daily"  # keep daily backups in the bot's backups volume
+    OFF = "off"  # stop the daily backups (the kept ones stay until the bot is deleted)
+    LIST = "list"  # the kept daily backups
 
 
 class SourceKind(StrEnum):
@@ -72,6 +81,8 @@ class Command(_Model):
     pull: bool = False  # update of a git bot: pull the branch head
     # start/update/set_env: the @username Telegram's getMe gave for each token-shaped env value.
     usernames: dict[str, str] = Field(default_factory=dict)
+    backup: BackupMode | None = None  # backup: what to do (None: now)
+    undo: bool = False  # restore: put back what the last restore replaced
 
 
 class BotState(StrEnum):
@@ -126,6 +137,7 @@ class BotStatus(_Model):
     # without ever seeing the values.
     env_sha256: dict[str, str] = Field(default_factory=dict)
     usernames: dict[str, str] = Field(default_factory=dict)  # env key -> the bot's @username
+    backup_daily: bool = False
     container_id: str | None = None
     image: str | None = None
     created_at: float
@@ -143,6 +155,20 @@ class SystemInfo(_Model):
     docker_version: str | None = None
     bots_running: int = 0
     bots_total: int = 0
+
+
+class ArchiveInfo(_Model):
+    """A bot's /data archive, sent as chunks on keys.archive(request_id)."""
+
+    filename: str
+    size_bytes: int
+    chunks: int
+
+
+class BackupEntry(_Model):
+    filename: str
+    size_bytes: int
+    created_at: float
 
 
 class ErrorInfo(_Model):
@@ -249,6 +275,8 @@ class Result(_Model):
     quota: QuotaInfo | None = None
     system: SystemInfo | None = None
     notes: list[Note] = Field(default_factory=list)
+    archive: ArchiveInfo | None = None  # backup now: where the archive's chunks are
+    backups: list[BackupEntry] | None = None  # backup list
 
     def raise_for_error(self) -> Result:
         """The result itself when it succeeded; its error raised otherwise (INTERNAL when it has none)."""

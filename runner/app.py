@@ -31,6 +31,7 @@ from runner.worker import Worker
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
+DAY_S = 86400.0
 DOCKER_PROBE_TIMEOUT_S = 5.0
 
 
@@ -88,6 +89,10 @@ class Runner:
             asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
             asyncio.create_task(
                 self._every(self.settings.runner_conflict_interval, self._conflicts), name="conflicts"
+            ),
+            asyncio.create_task(
+                self._every(self.settings.runner_backup_check_interval, self._daily_backups),
+                name="daily-backups",
             ),
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
@@ -205,6 +210,12 @@ class Runner:
             log.warning("stats skipped: %s", e)
         except Exception:
             log.exception("stats sampling failed")
+
+    async def _daily_backups(self) -> None:
+        try:
+            await self.ops.daily_backups(due_after=DAY_S)
+        except Exception as e:  # housekeeping: log it, try again at the next check
+            log.warning("daily backups skipped: %s", e)
 
     async def _conflicts(self) -> None:
         try:

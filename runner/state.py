@@ -45,6 +45,8 @@ class BotRecord(BaseModel):
     git_url: str | None = None
     own_image: bool = False  # built from the bot's own Dockerfile: no /app volume, the image's CMD
     usernames: dict[str, str] = Field(default_factory=dict)  # env key -> its token's @username
+    backup_daily: bool = False  # keep RUNNER_KEEP_BACKUPS daily archives of /data
+    last_backup_at: float | None = None
     container_id: str | None = None
     request_id: str  # the command that last set the code or env: makes redelivery idempotent
     created_at: float = Field(default_factory=time.time)

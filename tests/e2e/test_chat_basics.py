@@ -26,6 +26,8 @@ COMMANDS = {
     "delete",
     "env",
     "quota",
+    "backup",
+    "restore",
     "cancel",
 }
 

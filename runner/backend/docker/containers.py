@@ -194,7 +194,11 @@ class Containers(Engine):
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(names.container_name(owner, name), force=True)
             if volumes:
-                for vol in (names.app_volume(owner, name), names.data_volume(owner, name)):
+                roles = ("data", "data-prev", "backups")
+                for vol in (
+                    names.app_volume(owner, name),
+                    *(names.bot_volume(owner, name, r) for r in roles),
+                ):
                     with contextlib.suppress(docker.errors.NotFound):
                         self.client.api.remove_volume(vol, force=True)
 
