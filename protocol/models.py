@@ -298,6 +298,7 @@ class EventType(StrEnum):
     RECOVERED = "recovered"  # brought back by reconciliation
     MISSING = "missing"  # the container vanished and could not be brought back
     CONFLICT = "conflict"  # the bot's output shows Telegram's 409: another poller uses its token
+    DISK_LIMIT_EXCEEDED = "disk_limit_exceeded"  # /app and /data grew past BOT_DISK_LIMIT: stopped
 
 
 class Event(_Model):
@@ -309,6 +310,8 @@ class Event(_Model):
     oom_killed: bool = False
     restart_count: int = 0
     memory_limit_bytes: int | None = None
+    disk_limit_bytes: int | None = None  # DISK_LIMIT_EXCEEDED: the limit, and what the bot held
+    disk_used_bytes: int | None = None
     # For CRASHED: alert is true only for the first crash of a streak, so a loop is reported once;
     # crash_loop is true when the restart cap was reached and the bot stays down.
     alert: bool = False

@@ -20,6 +20,7 @@ from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.conflicts import ConflictWatch
+from runner.disk import DiskWatch
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
 from runner.reconcile import reconcile
@@ -61,6 +62,14 @@ class Runner:
             Sources(settings, self.images, self.runtime.get),
         )
         self.worker = Worker(settings, self.redis, self.ops)
+        self.disk = DiskWatch(
+            self.store,
+            self.backend,
+            self.bus,
+            self.watcher,
+            limit_bytes=settings.disk_limit_bytes,
+            stop_timeout=settings.runner_stop_timeout,
+        )
         self.conflicts = ConflictWatch(
             self.redis, self.store, self.backend, self.bus, settings.runner_conflict_interval
         )
@@ -87,6 +96,7 @@ class Runner:
                 self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
             ),
             asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
+            asyncio.create_task(self._every(self.settings.runner_stats_interval, self._disk), name="disk"),
             asyncio.create_task(
                 self._every(self.settings.runner_conflict_interval, self._conflicts), name="conflicts"
             ),
@@ -216,6 +226,12 @@ class Runner:
             await self.ops.daily_backups(due_after=DAY_S)
         except Exception as e:  # housekeeping: log it, try again at the next check
             log.warning("daily backups skipped: %s", e)
+
+    async def _disk(self) -> None:
+        try:
+            await self.disk.check()
+        except Exception as e:  # housekeeping: log it, never stop the loop
+            log.warning("disk check skipped: %s", e)
 
     async def _conflicts(self) -> None:
         try:

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     bot_memory_limit: str = "256m"
     bot_cpu_limit: float = Field(0.5, gt=0)
     bot_pids_limit: int = Field(128, ge=16)
+    bot_disk_limit: str = "1g"  # what one bot may hold in /app and /data
 
     # Operational knobs with sensible defaults; none is needed for a normal install.
     runner_id: str = Field(default_factory=socket.gethostname)
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
         "runner_image_cache_bytes",
         "git_max_repo_bytes",
         "runner_max_backup_bytes",
+        "bot_disk_limit",
     )
     @classmethod
     def _size(cls, value: str) -> str:
@@ -137,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def image_cache_bytes(self) -> int:
         return parse_memory(self.runner_image_cache_bytes)
+
+    @property
+    def disk_limit_bytes(self) -> int:
+        return parse_memory(self.bot_disk_limit)
 
     @property
     def max_backup_bytes(self) -> int:

@@ -44,6 +44,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL: 500,
     ErrorCode.TOKEN_INVALID: 422,
     ErrorCode.TOKEN_IN_USE: 409,
+    ErrorCode.DISK_LIMIT_EXCEEDED: 409,
 }
 
 # Which code a failed check on a request field gets; anything else is INVALID_INPUT.
