@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from protocol.timeparse import two_units
+
 STATE_ICONS = {
     "running": "🟢",
     "starting": "🟡",
@@ -34,17 +36,8 @@ def state_label(state: str) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds < 0:
         return "—"
-    s = int(seconds)
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {s}s"
-    return f"{s}s"
+    unit, big, small = two_units(seconds)
+    return {"d": f"{big}d {small}h", "h": f"{big}h {small}m", "m": f"{big}m {small}s"}.get(unit, f"{big}s")
 
 
 def size(nbytes: int | None) -> str:

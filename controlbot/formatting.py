@@ -8,6 +8,7 @@ from html import escape, unescape
 from aiogram.utils.i18n import gettext as _
 
 from protocol.models import BotState, BotStatus, SourceKind
+from protocol.timeparse import two_units
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -48,17 +49,14 @@ def state_name(state: BotState) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds < 0:
         return "—"
-    s = int(seconds)
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    if days:
-        return _("{d}d {h}h").format(d=days, h=hours)
-    if hours:
-        return _("{h}h {m}m").format(h=hours, m=minutes)
-    if minutes:
-        return _("{m}m {s}s").format(m=minutes, s=s)
-    return _("{s}s").format(s=s)
+    unit, big, small = two_units(seconds)
+    if unit == "d":
+        return _("{d}d {h}h").format(d=big, h=small)
+    if unit == "h":
+        return _("{h}h {m}m").format(h=big, m=small)
+    if unit == "m":
+        return _("{m}m {s}s").format(m=big, s=small)
+    return _("{s}s").format(s=big)
 
 
 def size(nbytes: int | None) -> str:

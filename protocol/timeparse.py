@@ -73,3 +73,19 @@ def parse_since(
 def format_since(epoch: float) -> str:
     """An RFC 3339 UTC time with microseconds, which parse_since(strict=True) reads back exactly."""
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+
+
+def two_units(seconds: float) -> tuple[str, int, int]:
+    """A duration by its two largest units, as front ends show it: ("d", days, hours),
+    ("h", hours, minutes), ("m", minutes, seconds), or ("s", seconds, 0)."""
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return "d", days, hours
+    if hours:
+        return "h", hours, minutes
+    if minutes:
+        return "m", minutes, s
+    return "s", s, 0
