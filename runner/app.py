@@ -96,13 +96,13 @@ class Runner:
                 self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
             ),
             asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
-            asyncio.create_task(self._every(self.settings.runner_stats_interval, self._disk), name="disk"),
-            asyncio.create_task(
-                self._every(self.settings.runner_conflict_interval, self._conflicts), name="conflicts"
-            ),
-            asyncio.create_task(
-                self._every(self.settings.runner_backup_check_interval, self._daily_backups),
-                name="daily-backups",
+            *(
+                asyncio.create_task(self._every(interval, self._housekeeping(what, fn)), name=what)
+                for what, interval, fn in (
+                    ("disk check", self.settings.runner_stats_interval, self.disk.check),
+                    ("409 check", self.settings.runner_conflict_interval, self.conflicts.check),
+                    ("daily backups", self.settings.runner_backup_check_interval, self._daily_backups),
+                )
             ),
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
@@ -222,22 +222,19 @@ class Runner:
             log.exception("stats sampling failed")
 
     async def _daily_backups(self) -> None:
-        try:
-            await self.ops.daily_backups(due_after=DAY_S)
-        except Exception as e:  # housekeeping: log it, try again at the next check
-            log.warning("daily backups skipped: %s", e)
+        await self.ops.daily_backups(due_after=DAY_S)
 
-    async def _disk(self) -> None:
-        try:
-            await self.disk.check()
-        except Exception as e:  # housekeeping: log it, never stop the loop
-            log.warning("disk check skipped: %s", e)
+    @staticmethod
+    def _housekeeping(what: str, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """fn, whose failure is logged and tried again at the next interval, never the loop's end."""
 
-    async def _conflicts(self) -> None:
-        try:
-            await self.conflicts.check()
-        except Exception as e:  # housekeeping: log it, never stop the loop
-            log.warning("409 check skipped: %s", e)
+        async def guarded() -> None:
+            try:
+                await fn()
+            except Exception as e:
+                log.warning("%s skipped: %s", what, e)
+
+        return guarded
 
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:
