@@ -45,6 +45,8 @@ class BotRecord(BaseModel):
     git_url: str | None = None
     own_image: bool = False  # built from the bot's own Dockerfile: no /app volume, the image's CMD
     container_id: str | None = None
+    # Swarm: the node holding the bot's /data volume; its service is pinned there (node.id).
+    node: str | None = None
     request_id: str  # the command that last set the code or env: makes redelivery idempotent
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)

@@ -37,6 +37,8 @@ class ContainerSpec:
     # False for an image that carries its code (a bot's own Dockerfile): no /app volume, no files,
     # and the image's WORKDIR.
     app_volume: bool = True
+    # Swarm: the node that holds the bot's /data (from its record), so it runs there again.
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ContainerInfo:
     restart_count: int
     image: str
     request_id: str | None
+    node: str | None = None  # Swarm: the node its /data is pinned to; None on one engine
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,153 @@
+"""Swarm tasks read as the runner's ContainerInfo, and their state changes read as events. Pure.
+
+A bot is one service; what it is doing is its newest task. Swarm replaces a failed task with a new
+one (a new container), so a service's restart count is the number of tasks it made since its spec
+last changed (a deploy, a start, a stop, a restart), less one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runner.backend import names
+from runner.backend.base import ContainerInfo, DockerEvent
+from runner.backend.docker.containers import parse_ts
+
+# Task states before its container runs, and after it ended (swarmkit's TaskState).
+PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+ENDED = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What the local engine knows of a task's container (when the task ran on this node)."""
+
+    oom_killed: bool
+    started_at: float | None
+    finished_at: float | None
+
+
+def bot_of(task_or_service: dict[str, Any]) -> tuple[int, str] | None:
+    spec = task_or_service.get("Spec", {})
+    labels = spec.get("Labels") or spec.get("ContainerSpec", {}).get("Labels") or {}
+    try:
+        return int(labels[names.LABEL_OWNER]), str(labels[names.LABEL_BOT])
+    except (KeyError, ValueError):
+        return None
+
+
+def state(task: dict[str, Any]) -> str:
+    return str(task.get("Status", {}).get("State", ""))
+
+
+def container_id(task: dict[str, Any]) -> str:
+    return str(task.get("Status", {}).get("ContainerStatus", {}).get("ContainerID") or "")
+
+
+def exit_code(task: dict[str, Any]) -> int | None:
+    status = task.get("Status", {})
+    if state(task) not in ENDED:
+        return None
+    code = status.get("ContainerStatus", {}).get("ExitCode")
+    return int(code) if code is not None else None
+
+
+def task_oom(task: dict[str, Any]) -> bool:
+    """The task status tells of an OOM kill only in its error text, when it does at all."""
+    return "oom" in str(task.get("Status", {}).get("Err") or "").lower()
+
+
+def newest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(tasks, key=lambda t: (parse_ts(t.get("CreatedAt")) or 0.0, t.get("ID", "")), default=None)
+
+
+def replicas(service: dict[str, Any]) -> int:
+    return int(service.get("Spec", {}).get("Mode", {}).get("Replicated", {}).get("Replicas") or 0)
+
+
+def service_info(
+    service: dict[str, Any], tasks: list[dict[str, Any]], *, restart_max: int, local: LocalState | None = None
+) -> ContainerInfo:
+    """The service as the runner sees a container. `id` is the service's id: stable across the
+    tasks Swarm replaces, as a Docker container's id is across its restarts."""
+    spec = service.get("Spec", {})
+    changed = parse_ts(service.get("UpdatedAt")) or 0.0
+    era = [t for t in tasks if (parse_ts(t.get("CreatedAt")) or 0.0) >= changed - 0.001]
+    restart_count = max(len(era) - 1, 0)
+    want = replicas(service)
+    top = newest(era or tasks)
+    st = state(top) if top is not None else ""
+    running = st == "running"
+    restarting = want > 0 and (
+        top is None or st in PENDING or (st == "failed" and restart_count < restart_max)
+    )
+    if running:
+        status = "running"
+    elif restarting:
+        status = "restarting"
+    else:
+        status = "exited" if top is not None else "created"
+    stamp = parse_ts(top.get("Status", {}).get("Timestamp")) if top is not None else None
+    created = parse_ts(top.get("CreatedAt")) if top is not None else None
+    started = local.started_at if local is not None and local.started_at else (stamp if running else created)
+    ended = st in ENDED
+    finished = (local.finished_at if local is not None and local.finished_at else stamp) if ended else None
+    return ContainerInfo(
+        id=str(service.get("ID", "")),
+        status=status,
+        running=running,
+        restarting=restarting and not running,
+        exit_code=exit_code(top) if top is not None and ended else None,
+        oom_killed=ended and top is not None and (task_oom(top) or (local is not None and local.oom_killed)),
+        started_at=started,
+        finished_at=finished,
+        restart_count=restart_count,
+        image=str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", "")).split("@")[0],
+        request_id=(spec.get("Labels") or {}).get(names.LABEL_REQUEST),
+    )
+
+
+class TaskTracker:
+    """Turns successive listings of all tasks into start/die events, each task's once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}  # task id -> the state last seen
+        self._died: set[str] = set()  # task ids whose death was reported (by a poll or the engine)
+        self._primed = False
+
+    def mark_dead(self, task_id: str) -> bool:
+        """Record a death reported elsewhere (the local engine's die event); False if known."""
+        if task_id in self._died:
+            return False
+        self._died.add(task_id)
+        return True
+
+    def update(self, tasks: list[dict[str, Any]]) -> list[tuple[DockerEvent, str]]:
+        """Events since the last listing, with their task ids. The first listing only primes:
+        what happened before the runner watched is reconcile's business, not an alert."""
+        out: list[tuple[DockerEvent, str]] = []
+        present: dict[str, str] = {}
+        for task in sorted(tasks, key=lambda t: parse_ts(t.get("CreatedAt")) or 0.0):
+            tid, st, bot = str(task.get("ID", "")), state(task), bot_of(task)
+            present[tid] = st
+            before = self._seen.get(tid)
+            if bot is None or before == st or not self._primed:
+                if not self._primed and st in ENDED:
+                    self._died.add(tid)
+                continue
+            service_id = str(task.get("ServiceID", ""))
+            if st == "running" and before != "running":
+                out.append((DockerEvent("start", bot[0], bot[1], service_id, None), tid))
+            elif st in ENDED and (before == "running" or before in PENDING or before is None):
+                if st == "rejected" or tid in self._died:
+                    continue
+                if task_oom(task):
+                    out.append((DockerEvent("oom", bot[0], bot[1], service_id, None), tid))
+                out.append((DockerEvent("die", bot[0], bot[1], service_id, exit_code(task)), tid))
+        # Forget tasks Swarm no longer lists (task history pruned them); a death the engine
+        # reported before Swarm listed the task stays until it is listed and gone.
+        self._died = {t for t in self._died if t in present or t not in self._seen}
+        self._seen = present
+        self._primed = True
+        return out
