@@ -77,7 +77,7 @@ class Cluster(Engine):
         spec = self.client.api.inspect_swarm()
         want = max(self.restart_max + 2, 2)
         orchestration = spec.get("Spec", {}).get("Orchestration") or {}
-        if orchestration.get("TaskHistoryRetentionLimit") != want:
+        if int(orchestration.get("TaskHistoryRetentionLimit") or 0) < want:
             self.client.api.update_swarm(
                 version=spec["Version"]["Index"],
                 swarm_spec={

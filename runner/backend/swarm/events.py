@@ -3,7 +3,7 @@
 Engine 20.10 emits no task events, and Swarm replaces a failed task with a new container. So a
 poller lists every bot task of this instance in one call per interval and reports the changes,
 while this node's `die` and `oom` container events report deaths here at once. A task's death is
-reported once, by whichever source sees it first. Events carry the service's id as container id,
+reported once, by whichever source sees it first. Events carry `tasks.bot_id` as container id,
 as `inspect` does.
 """
 
@@ -19,7 +19,7 @@ from protocol.errors import DockerUnavailable
 from runner.backend import names
 from runner.backend.base import DockerEvent
 from runner.backend.swarm.cluster import Cluster
-from runner.backend.swarm.tasks import TaskTracker
+from runner.backend.swarm.tasks import TaskTracker, bot_id
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def local_event(ev: dict[str, Any]) -> tuple[DockerEvent, str] | None:
     if not service_id or not task_id:
         return None  # not a swarm task: a docker-backend container of the same instance
     code = attrs.get("exitCode")
-    ev_out = DockerEvent(action, owner, bot, str(service_id), int(code) if code is not None else None)
+    cid = bot_id(str(service_id), attrs.get(names.LABEL_REQUEST))
+    ev_out = DockerEvent(action, owner, bot, cid, int(code) if code is not None else None)
     return ev_out, str(task_id)
 
 

@@ -173,7 +173,19 @@ class Services(Delivery):
                 s["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = int(max(1.0, timeout) * sp.SEC)
 
             self._respec(service, change)
-            self._wait(service["ID"], _quiet, timeout + 15)
+            ended = self._wait(service["ID"], _quiet, timeout + 15)
+            last = tk.newest(ended)
+            code = tk.exit_code(last) if last is not None else None
+            service = dict(self.client.api.inspect_service(service["ID"]))
+
+            def keep_end(s: dict[str, Any]) -> None:  # labels only: no new task
+                s["Labels"] = {
+                    **(s.get("Labels") or {}),
+                    tk.LABEL_STOPPED_EXIT: str(code if code is not None else tk.STOPPED_EXIT),
+                    tk.LABEL_STOPPED_AT: f"{time.time():.3f}",
+                }
+
+            self._respec(service, keep_end)
 
         await self._call(run)
 

@@ -14,8 +14,13 @@ from runner.backend import names
 from runner.backend.base import ContainerInfo, DockerEvent
 from runner.backend.docker.containers import parse_ts
 
+# Swarm deletes the tasks of a service scaled to 0, so `stop` keeps their end on the service.
+LABEL_STOPPED_EXIT = "botrunner.stopped-exit"
+LABEL_STOPPED_AT = "botrunner.stopped-at"
+
 # Task states before its container runs, and after it ended (swarmkit's TaskState).
 PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+STOPPED_EXIT = 143  # SIGTERM, through init
 ENDED = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
 
 
@@ -26,6 +31,19 @@ class LocalState:
     oom_killed: bool
     started_at: float | None
     finished_at: float | None
+
+
+def bot_id(service_id: str, request_id: str | None) -> str:
+    """What the runner knows as the bot's container id: the service's id with the request that
+    last deployed it. Stable across the tasks Swarm replaces (as a container's id is across its
+    restarts), new with each deploy (as the docker backend makes a new container)."""
+    return f"{service_id}.{request_id or ''}"
+
+
+def task_request(task: dict[str, Any]) -> str | None:
+    labels = task.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {}
+    value = labels.get(names.LABEL_REQUEST)
+    return str(value) if value is not None else None
 
 
 def bot_of(task_or_service: dict[str, Any]) -> tuple[int, str] | None:
@@ -69,13 +87,28 @@ def replicas(service: dict[str, Any]) -> int:
 def service_info(
     service: dict[str, Any], tasks: list[dict[str, Any]], *, restart_max: int, local: LocalState | None = None
 ) -> ContainerInfo:
-    """The service as the runner sees a container. `id` is the service's id: stable across the
-    tasks Swarm replaces, as a Docker container's id is across its restarts."""
+    """The service as the runner sees a container (its id: `bot_id`)."""
     spec = service.get("Spec", {})
     changed = parse_ts(service.get("UpdatedAt")) or 0.0
     era = [t for t in tasks if (parse_ts(t.get("CreatedAt")) or 0.0) >= changed - 0.001]
     restart_count = max(len(era) - 1, 0)
     want = replicas(service)
+    labels = spec.get("Labels") or {}
+    if want == 0 and not any(state(t) == "running" for t in tasks):
+        # Stopped: 0 replicas, its tasks deleted by Swarm; their end was kept by `stop`.
+        return ContainerInfo(
+            id=bot_id(str(service.get("ID", "")), labels.get(names.LABEL_REQUEST)),
+            status="exited",
+            running=False,
+            restarting=False,
+            exit_code=int(labels.get(LABEL_STOPPED_EXIT, STOPPED_EXIT)),
+            oom_killed=False,
+            started_at=None,
+            finished_at=float(labels[LABEL_STOPPED_AT]) if LABEL_STOPPED_AT in labels else None,
+            restart_count=0,
+            image=str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", "")).split("@")[0],
+            request_id=labels.get(names.LABEL_REQUEST),
+        )
     top = newest(era or tasks)
     st = state(top) if top is not None else ""
     running = st == "running"
@@ -94,7 +127,7 @@ def service_info(
     ended = st in ENDED
     finished = (local.finished_at if local is not None and local.finished_at else stamp) if ended else None
     return ContainerInfo(
-        id=str(service.get("ID", "")),
+        id=bot_id(str(service.get("ID", "")), (spec.get("Labels") or {}).get(names.LABEL_REQUEST)),
         status=status,
         running=running,
         restarting=restarting and not running,
@@ -136,7 +169,7 @@ class TaskTracker:
                 if not self._primed and st in ENDED:
                     self._died.add(tid)
                 continue
-            service_id = str(task.get("ServiceID", ""))
+            service_id = bot_id(str(task.get("ServiceID", "")), task_request(task))
             if st == "running" and before != "running":
                 out.append((DockerEvent("start", bot[0], bot[1], service_id, None), tid))
             elif st in ENDED and (before == "running" or before in PENDING or before is None):
