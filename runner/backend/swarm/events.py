@@ -2,9 +2,9 @@
 
 Engine 20.10 emits no task events, and Swarm replaces a failed task with a new container. So a
 poller lists every bot task of this instance in one call per interval and reports the changes,
-while this node's `die` and `oom` container events report deaths here at once. A task's death is
-reported once, by whichever source sees it first. Events carry `tasks.bot_id` as container id,
-as `inspect` does.
+while this node's `start`, `die` and `oom` container events report them here at once. A task's
+start and death are reported once each, by whichever source sees them first, and never a start
+after its death. Events carry `tasks.bot_id` as container id, as `inspect` does.
 """
 
 from __future__ import annotations
@@ -12,27 +12,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import docker.errors
 
 from protocol.errors import DockerUnavailable
 from runner.backend import names
 from runner.backend.base import DockerEvent
 from runner.backend.swarm.cluster import Cluster
-from runner.backend.swarm.tasks import TaskTracker, bot_id
+from runner.backend.swarm.tasks import ENDED, TaskTracker, bot_id, state
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 1.0  # one task listing per interval, for every bot of the instance
+TASK_SETTLE_S = 3.0  # at most, between the engine's die event and Swarm marking the task ended
 SWARM_SERVICE_ID = "com.docker.swarm.service.id"
 SWARM_TASK_ID = "com.docker.swarm.task.id"
 
 
 def local_event(ev: dict[str, Any]) -> tuple[DockerEvent, str] | None:
-    """A local container's die/oom event as the service's event, with the task id."""
+    """A local container's start/die/oom event as the service's event, with the task id."""
     attrs = ev.get("Actor", {}).get("Attributes", {})
     action = str(ev.get("Action") or ev.get("status", ""))
-    if action not in ("die", "oom") or attrs.get(names.LABEL_KIND) != "container":
+    if action not in ("start", "die", "oom") or attrs.get(names.LABEL_KIND) != "container":
         return None
     service_id, task_id = attrs.get(SWARM_SERVICE_ID), attrs.get(SWARM_TASK_ID)
     try:
@@ -80,6 +84,18 @@ class SwarmEvents(Cluster):
                 queue.put_nowait(item)
             await asyncio.sleep(POLL_INTERVAL_S)
 
+    def _task_ended(self, task_id: str) -> None:
+        """Wait (briefly) until Swarm has seen the death the engine reported, so that `inspect`
+        answers with the task's end (and whether Swarm gave up) rather than with it running."""
+        deadline = time.monotonic() + TASK_SETTLE_S
+        while time.monotonic() < deadline:
+            try:
+                if state(self.client.api.inspect_task(task_id)) in ENDED:
+                    return
+            except docker.errors.NotFound:
+                return
+            time.sleep(0.05)
+
     async def events(self) -> AsyncIterator[DockerEvent]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Item] = asyncio.Queue()
@@ -100,8 +116,12 @@ class SwarmEvents(Cluster):
                     raise DockerUnavailable(f"swarm event source broke: {item}") from item
                 ev, task_id = item
                 # Each death once, whoever saw it first.
-                if ev.action == "die" and not tracker.mark_dead(task_id):
+                if ev.action == "start" and not tracker.mark_started(task_id):
                     continue
+                if ev.action == "die":
+                    if not tracker.mark_dead(task_id):
+                        continue
+                    await self._call(self._task_ended, task_id)
                 yield ev
         finally:
             stop.set()

@@ -43,6 +43,11 @@ def _settled(service: dict[str, Any]) -> Callable[[list[dict[str, Any]]], bool]:
     return done
 
 
+def _unwanted(tasks: list[dict[str, Any]]) -> bool:
+    """Swarm wants none of the tasks running any more (the scale-down reached them)."""
+    return all(t.get("DesiredState") != "running" for t in tasks)
+
+
 def _quiet(tasks: list[dict[str, Any]]) -> bool:
     return not any(tk.state(t) == "running" or tk.state(t) in tk.PENDING for t in tasks)
 
@@ -163,43 +168,52 @@ class Services(Delivery):
         await self._call(run)
 
     async def stop(self, owner: int, name: str, timeout: float) -> None:
-        def run() -> None:
-            service = self._service(owner, name)
-            if service is None:
-                return
+        await self._call(self._stop, owner, name, timeout)
 
-            def change(s: dict[str, Any]) -> None:
-                s["Mode"] = {"Replicated": {"Replicas": 0}}  # stopped: 0 replicas, the record stays
-                s["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = int(max(1.0, timeout) * sp.SEC)
+    def _stop(self, owner: int, name: str, timeout: float) -> None:
+        """0 replicas. Swarm's agent waits 2 s for gossip before it stops a task with a network
+        attachment (host included), so on this node the runner stops the container itself, as
+        `docker stop` does, once Swarm no longer wants it running (so that it is no failure)."""
+        service = self._service(owner, name)
+        if service is None:
+            return
 
-            self._respec(service, change)
-            ended = self._wait(service["ID"], _quiet, timeout + 15)
-            last = tk.newest(ended)
+        def change(s: dict[str, Any]) -> None:
+            s["Mode"] = {"Replicated": {"Replicas": 0}}  # stopped: 0 replicas, the record stays
+            s["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = int(max(1.0, timeout) * sp.SEC)
+
+        self._respec(service, change)
+        unwanted = self._wait(service["ID"], _unwanted, CONVERGE_TIMEOUT_S)
+        code: int | None = None
+        me = self.local_node()
+        for t in unwanted:
+            cid = tk.container_id(t)
+            if t.get("NodeID") == me and cid and tk.state(t) == "running":
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.api.stop(cid, timeout=int(max(1, timeout)))
+                    code = int(self.client.api.inspect_container(cid)["State"].get("ExitCode", 0))
+        if code is None:  # elsewhere: Swarm stops it, after its gossip delay
+            last = tk.newest(self._wait(service["ID"], _quiet, timeout + 15))
             code = tk.exit_code(last) if last is not None else None
-            service = dict(self.client.api.inspect_service(service["ID"]))
+        service = dict(self.client.api.inspect_service(service["ID"]))
 
-            def keep_end(s: dict[str, Any]) -> None:  # labels only: no new task
-                s["Labels"] = {
-                    **(s.get("Labels") or {}),
-                    tk.LABEL_STOPPED_EXIT: str(code if code is not None else tk.STOPPED_EXIT),
-                    tk.LABEL_STOPPED_AT: f"{time.time():.3f}",
-                }
+        def keep_end(s: dict[str, Any]) -> None:  # labels only: no new task
+            s["Labels"] = {
+                **(s.get("Labels") or {}),
+                tk.LABEL_STOPPED_EXIT: str(code if code is not None else tk.STOPPED_EXIT),
+                tk.LABEL_STOPPED_AT: f"{time.time():.3f}",
+            }
 
-            self._respec(service, keep_end)
-
-        await self._call(run)
+        self._respec(service, keep_end)
 
     async def restart(self, owner: int, name: str, timeout: float) -> None:
+        """Stop (fast on this node, see `_stop`), then a fresh task."""
+
         def run() -> None:
+            self._required(owner, name)
+            self._stop(owner, name, timeout)
             service = self._required(owner, name)
-
-            def change(s: dict[str, Any]) -> None:
-                s["Mode"] = {"Replicated": {"Replicas": 1}}
-                tt = s["TaskTemplate"]
-                tt["ContainerSpec"]["StopGracePeriod"] = int(max(1.0, timeout) * sp.SEC)
-                tt["ForceUpdate"] = int(tt.get("ForceUpdate") or 0) + 1
-
-            self._respec(service, change)
+            self._respec(service, lambda s: s.update(Mode={"Replicated": {"Replicas": 1}}))
             self._converge(service["ID"], started=True)
 
         await self._call(run)

@@ -147,7 +147,16 @@ class TaskTracker:
     def __init__(self) -> None:
         self._seen: dict[str, str] = {}  # task id -> the state last seen
         self._died: set[str] = set()  # task ids whose death was reported (by a poll or the engine)
+        self._started: set[str] = set()  # task ids whose start was reported
         self._primed = False
+
+    def mark_started(self, task_id: str) -> bool:
+        """Record a start; False if this task's start (or death) was reported already. A start
+        that comes late (the poll lags the engine) must not follow the task's own death."""
+        if task_id in self._started or task_id in self._died:
+            return False
+        self._started.add(task_id)
+        return True
 
     def mark_dead(self, task_id: str) -> bool:
         """Record a death reported elsewhere (the local engine's die event); False if known."""
@@ -166,8 +175,8 @@ class TaskTracker:
             present[tid] = st
             before = self._seen.get(tid)
             if bot is None or before == st or not self._primed:
-                if not self._primed and st in ENDED:
-                    self._died.add(tid)
+                if not self._primed:
+                    (self._died if st in ENDED else self._started).add(tid)
                 continue
             service_id = bot_id(str(task.get("ServiceID", "")), task_request(task))
             if st == "running" and before != "running":
@@ -181,6 +190,7 @@ class TaskTracker:
         # Forget tasks Swarm no longer lists (task history pruned them); a death the engine
         # reported before Swarm listed the task stays until it is listed and gone.
         self._died = {t for t in self._died if t in present or t not in self._seen}
+        self._started = {t for t in self._started if t in present or t not in self._seen}
         self._seen = present
         self._primed = True
         return out
