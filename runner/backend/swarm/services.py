@@ -15,7 +15,6 @@ import docker.errors
 
 from runner.backend import names
 from runner.backend.base import ContainerInfo, ContainerSpec
-from runner.backend.docker.containers import parse_ts
 from runner.backend.swarm import spec as sp
 from runner.backend.swarm import tasks as tk
 from runner.backend.swarm.cluster import CONVERGE_TIMEOUT_S
@@ -32,15 +31,20 @@ def _pinned_node(service: dict[str, Any]) -> str | None:
 
 
 def _settled(service: dict[str, Any]) -> Callable[[list[dict[str, Any]]], bool]:
-    """A predicate on a task listing: the newest task since the service's last change runs or ended."""
-    changed = (parse_ts(service.get("UpdatedAt")) or 0.0) - 0.001
+    """A predicate on a task listing: the newest task of the service's era runs or has ended."""
 
     def done(tasks: list[dict[str, Any]]) -> bool:
-        era = [t for t in tasks if (parse_ts(t.get("CreatedAt")) or 0.0) >= changed]
-        top = tk.newest(era)
+        top = tk.newest(tk.current_era(service, tasks))
         return top is not None and (tk.state(top) == "running" or tk.state(top) in tk.ENDED)
 
     return done
+
+
+def _fresh_start(s: dict[str, Any]) -> None:
+    """One replica, in a new era (restart count 0): start, restart, a deploy that starts."""
+    s["Mode"] = {"Replicated": {"Replicas": 1}}
+    tt = s["TaskTemplate"]
+    tt["ForceUpdate"] = int(tt.get("ForceUpdate") or 0) + 1
 
 
 def _unwanted(tasks: list[dict[str, Any]]) -> bool:
@@ -74,7 +78,7 @@ class Services(Delivery):
         if existing is not None and labels.get(names.LABEL_REQUEST) == spec.request_id:
             # A redelivered command: the service is already ours; just make sure it runs.
             if start and tk.replicas(existing) == 0:
-                self._respec(existing, lambda s: s.update(Mode={"Replicated": {"Replicas": 1}}))
+                self._respec(existing, _fresh_start)
             return self._info(self._converge(existing["ID"], started=start))
         image, config = self._deliver(spec)
         node = self._place(spec.node or (_pinned_node(existing) if existing else None))
@@ -97,9 +101,11 @@ class Services(Delivery):
                 return self._deploy(spec, start)  # a concurrent delivery made it: adopt or update
         else:
             service_id = existing["ID"]
-            old = existing["Spec"]["TaskTemplate"]["ContainerSpec"].get("StopGracePeriod")
-            if old:
-                body["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = old
+            old = existing["Spec"]["TaskTemplate"]
+            grace = old["ContainerSpec"].get("StopGracePeriod")
+            if grace:
+                body["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = grace
+            body["TaskTemplate"]["ForceUpdate"] = int(old.get("ForceUpdate") or 0) + 1  # a new era
 
             def replace(s: dict[str, Any]) -> None:
                 s.clear()
@@ -154,15 +160,9 @@ class Services(Delivery):
     async def start(self, owner: int, name: str) -> None:
         def run() -> None:
             service = self._required(owner, name)
-
-            def change(s: dict[str, Any]) -> None:
-                if tk.replicas(service) == 0:
-                    s["Mode"] = {"Replicated": {"Replicas": 1}}
-                else:  # it gave up after its restarts: a fresh task
-                    tt = s["TaskTemplate"]
-                    tt["ForceUpdate"] = int(tt.get("ForceUpdate") or 0) + 1
-
-            self._respec(service, change)
+            if tk.replicas(service) > 0 and self._info(service).running:
+                return  # as `docker start` of a running container: nothing to do
+            self._respec(service, _fresh_start)  # after a crash loop too: a fresh task
             self._converge(service["ID"], started=True)
 
         await self._call(run)
@@ -213,7 +213,7 @@ class Services(Delivery):
             self._required(owner, name)
             self._stop(owner, name, timeout)
             service = self._required(owner, name)
-            self._respec(service, lambda s: s.update(Mode={"Replicated": {"Replicas": 1}}))
+            self._respec(service, _fresh_start)
             self._converge(service["ID"], started=True)
 
         await self._call(run)

@@ -1,8 +1,10 @@
 """Swarm tasks read as the runner's ContainerInfo, and their state changes read as events. Pure.
 
 A bot is one service; what it is doing is its newest task. Swarm replaces a failed task with a new
-one (a new container), so a service's restart count is the number of tasks it made since its spec
-last changed (a deploy, a start, a stop, a restart), less one.
+one (a new container), so a service's restart count is the number of tasks of its current "era",
+less one. Every change that starts a bot afresh (deploy, start, restart) raises the service's
+`ForceUpdate`, which each task carries in its own spec: that counter, not a timestamp (Swarm
+touches `UpdatedAt` on its own, e.g. when it allocates the service), tells the eras apart.
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ def task_oom(task: dict[str, Any]) -> bool:
     return "oom" in str(task.get("Status", {}).get("Err") or "").lower()
 
 
+def era_of(task_or_service: dict[str, Any]) -> int:
+    spec = task_or_service.get("Spec", {})
+    template = spec.get("TaskTemplate", spec)  # a service's spec holds it; a task's spec is it
+    return int(template.get("ForceUpdate") or 0)
+
+
+def current_era(service: dict[str, Any], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    era = era_of(service)
+    return [t for t in tasks if era_of(t) == era]
+
+
 def newest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(tasks, key=lambda t: (parse_ts(t.get("CreatedAt")) or 0.0, t.get("ID", "")), default=None)
 
@@ -89,8 +102,7 @@ def service_info(
 ) -> ContainerInfo:
     """The service as the runner sees a container (its id: `bot_id`)."""
     spec = service.get("Spec", {})
-    changed = parse_ts(service.get("UpdatedAt")) or 0.0
-    era = [t for t in tasks if (parse_ts(t.get("CreatedAt")) or 0.0) >= changed - 0.001]
+    era = current_era(service, tasks)
     restart_count = max(len(era) - 1, 0)
     want = replicas(service)
     labels = spec.get("Labels") or {}
