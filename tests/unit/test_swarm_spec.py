@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from runner.backend.base import ContainerSpec
+from runner.backend.swarm import ClusterError, SwarmBackend
 from runner.backend.swarm import spec as sp
 from runner.backend.swarm import tasks as tk
 from runner.backend.swarm.delivery import constraint_holds
@@ -114,3 +117,45 @@ def test_the_tracker_reports_each_start_and_death_once() -> None:
     assert not tracker.mark_started("a")  # never a start after its death
     [(died, _)] = tracker.update([task("b", "failed", "2026-01-01T00:00:02Z", 2)])
     assert died.action == "die" and died.exit_code == 2
+
+
+def test_eras_are_told_apart_by_force_update() -> None:
+    old = task("a", "failed", "2026-01-01T00:00:01Z", 1)
+    new = task("b", "running", "2026-01-01T00:00:00Z")  # an older timestamp does not matter
+    new["Spec"]["ForceUpdate"] = 1  # type: ignore[index]
+    service = {**SERVICE, "Spec": {**SERVICE["Spec"], "TaskTemplate": {"ForceUpdate": 1}}}  # type: ignore[dict-item]
+    info = tk.service_info(service, [old, new], restart_max=3)
+    assert info.running and info.restart_count == 0
+
+
+class _Client:
+    def __init__(self, swarm: dict[str, object]) -> None:
+        self.swarm = swarm
+
+    def info(self) -> dict[str, object]:
+        return {"Swarm": self.swarm}
+
+
+def cluster(swarm: dict[str, object], registry: str | None = None) -> SwarmBackend:
+    return SwarmBackend(
+        instance="i",
+        network_mode="host",
+        restart_max=3,
+        registry=registry,
+        client_factory=lambda: _Client(swarm),  # type: ignore[arg-type,return-value]
+    )
+
+
+def test_the_runner_refuses_a_swarm_it_cannot_serve() -> None:
+    manager = {"LocalNodeState": "active", "ControlAvailable": True}
+    assert cluster({**manager, "Nodes": 1}).check_cluster() == 1
+    with pytest.raises(ClusterError, match="RUNNER_REGISTRY is not set"):
+        cluster({**manager, "Nodes": 3}).check_cluster()
+    assert cluster({**manager, "Nodes": 3}, registry="127.0.0.1:5000").check_cluster() == 3
+    with pytest.raises(ClusterError, match="swarm manager"):
+        cluster({"LocalNodeState": "inactive"}).check_cluster()
+
+
+def test_the_docker_default_network_becomes_the_swarm_overlay() -> None:
+    backend = SwarmBackend(instance="i", network_mode="botrunner-bots", restart_max=3)
+    assert backend.network_mode == "botrunner-bots-swarm"
