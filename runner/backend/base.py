@@ -144,6 +144,9 @@ class Backend(Protocol):
     async def engine_id(self) -> str:
         """A stable id of the engine (docker info's ID), so two runners can tell they share one."""
 
+    async def node_count(self) -> int:
+        """The nodes bots can run on: 1 for one engine; the ready swarm nodes under swarm."""
+
     async def prepare(self) -> None:
         """Create what bots need once (their network). Idempotent."""
 

@@ -150,3 +150,4 @@ async def test_lifecycle_basics(driver: Driver) -> None:
 async def test_an_engine_id_and_a_version(driver: Driver) -> None:
     assert await driver.backend.engine_id()
     assert await driver.backend.version()
+    assert await driver.backend.node_count() >= 1

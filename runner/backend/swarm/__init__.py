@@ -47,6 +47,13 @@ class SwarmBackend(Services, SwarmEvents, SwarmStats, Jobs):
         data = await self._call(lambda: self.client.info())
         return str((data.get("Swarm") or {}).get("Cluster", {}).get("ID") or data.get("ID", ""))
 
+    async def node_count(self) -> int:
+        def run() -> int:
+            nodes = self.client.api.nodes()
+            return sum(1 for n in nodes if n.get("Status", {}).get("State") == "ready")
+
+        return await self._call(run)
+
     async def prepare(self) -> None:
         await self._call(self._prepare)
 

@@ -59,7 +59,7 @@ def _quiet(tasks: list[dict[str, Any]]) -> bool:
 class Services(Delivery):
     def _info(self, service: dict[str, Any], tasks: list[dict[str, Any]] | None = None) -> ContainerInfo:
         tasks = self._tasks(service["ID"]) if tasks is None else tasks
-        local = self._local(tk.newest(tasks))
+        local = self._local(tk.newest(tk.current_era(service, tasks) or tasks))
         info = tk.service_info(service, tasks, restart_max=self.restart_max, local=local)
         return ContainerInfo(**{**info.__dict__, "node": _pinned_node(service)})
 
@@ -74,7 +74,7 @@ class Services(Delivery):
 
     def _deploy(self, spec: ContainerSpec, start: bool) -> ContainerInfo:
         existing = self._service(spec.owner, spec.name)
-        labels = existing["Spec"].get("Labels") or {} if existing is not None else {}
+        labels = (existing["Spec"].get("Labels") or {}) if existing is not None else {}
         if existing is not None and labels.get(names.LABEL_REQUEST) == spec.request_id:
             # A redelivered command: the service is already ours; just make sure it runs.
             if start and tk.replicas(existing) == 0:
