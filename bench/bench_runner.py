@@ -29,6 +29,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+from docker.models.containers import Container
 from redis.asyncio import Redis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,10 +68,8 @@ def tar_of(name: str, data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def floor_once(client: docker.DockerClient, image: str, labels: dict[str, str], i: int) -> float:
-    """The same create, copy and start the runner does, with the same sandbox, done directly."""
-    name = f"bench-floor-{os.getpid()}-{i}"
-    t0 = time.perf_counter()
+def floor_create(client: docker.DockerClient, image: str, labels: dict[str, str], name: str) -> Container:
+    """The volumes, create and copy the runner does, with the same sandbox, done directly; not started."""
     client.volumes.create(f"{name}_app", labels=labels)
     client.volumes.create(f"{name}_data", labels=labels)
     c = client.containers.create(
@@ -97,12 +96,43 @@ def floor_once(client: docker.DockerClient, image: str, labels: dict[str, str], 
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
     )
     c.put_archive("/app", tar_of("bot.py", CODE))
-    c.start()
-    elapsed = time.perf_counter() - t0
+    return c
+
+
+def floor_remove(client: docker.DockerClient, c: Container, name: str) -> None:
     c.remove(force=True)
     client.volumes.get(f"{name}_app").remove(force=True)
     client.volumes.get(f"{name}_data").remove(force=True)
+
+
+def floor_once(client: docker.DockerClient, image: str, labels: dict[str, str], i: int) -> float:
+    """The same create, copy and start the runner does, with the same sandbox, done directly."""
+    name = f"bench-floor-{os.getpid()}-{i}"
+    t0 = time.perf_counter()
+    c = floor_create(client, image, labels, name)
+    c.start()
+    elapsed = time.perf_counter() - t0
+    floor_remove(client, c, name)
     return elapsed
+
+
+def runner_env(redis_url: str, base_image: str, instance: str) -> dict[str, str]:
+    """A bench runner: host networking, its own instance label, no quota, no periodic sweeps."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "REDIS_URL": redis_url,
+        "RUNNER_BASE_IMAGE": base_image,
+        "RUNNER_NETWORK_MODE": "host",
+        "RUNNER_BUILD_NETWORK": "host",
+        "RUNNER_INSTANCE": instance,
+        "MAX_BOTS_PER_USER": "1000",
+        "RUNNER_STATS_INTERVAL": "3600",
+        "RUNNER_RECONCILE_INTERVAL": "3600",
+    }
+    if Path("/etc/ssl/certs/ca-certificates.crt").is_file():
+        env["RUNNER_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
+    return env
 
 
 async def timed(fn: Callable[[], object]) -> float:
@@ -131,20 +161,7 @@ async def main() -> None:
     )
     url = f"redis://127.0.0.1:{port}/0"
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-"))
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "REDIS_URL": url,
-        "RUNNER_BASE_IMAGE": args.base_image,
-        "RUNNER_NETWORK_MODE": "host",
-        "RUNNER_BUILD_NETWORK": "host",
-        "RUNNER_INSTANCE": instance,
-        "MAX_BOTS_PER_USER": "1000",
-        "RUNNER_STATS_INTERVAL": "3600",
-        "RUNNER_RECONCILE_INTERVAL": "3600",
-    }
-    if Path("/etc/ssl/certs/ca-certificates.crt").is_file():
-        env["RUNNER_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
+    env = runner_env(url, args.base_image, instance)
     log = (workdir / "runner.log").open("wb")
     runner = subprocess.Popen(
         [sys.executable, "-m", "runner"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT

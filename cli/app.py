@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import deploy, logs, render
+from cli import backups, deploy, logs, render
 from cli.args import parse_env_changes
 from cli.context import DEFAULT_URL, Options, failures, options
 
@@ -36,6 +36,8 @@ def main_options(
 app.command()(deploy.start)
 app.command()(deploy.update)
 app.command()(logs.logs)
+app.command()(backups.backup)
+app.command()(backups.restore)
 
 
 @app.command("list")
@@ -55,6 +57,18 @@ def list_bots(ctx: typer.Context) -> None:
         )
         return
     render.out.print(render.bots_table(body["bots"], body.get("quota")))
+
+
+@app.command()
+def quota(ctx: typer.Context) -> None:
+    """Your bots against your limit."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        body = client.quota()
+    if opts.json:
+        render.print_json(body)
+    else:
+        render.out.print(f"bots: {render.quota_text(body)}", markup=False)
 
 
 @app.command()
@@ -89,6 +103,18 @@ def stop(ctx: typer.Context, name: NameArg) -> None:
 def restart(ctx: typer.Context, name: NameArg) -> None:
     """Restart a bot."""
     _action(ctx, name, "restart", "restarted")
+
+
+@app.command("delete-webhook")
+def delete_webhook(ctx: typer.Context, name: NameArg) -> None:
+    """Remove the webhook on the bot's token, which keeps a polling bot from getting updates."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        bot = client.json("DELETE", f"/api/bots/{name}/webhook")
+    if opts.json:
+        render.print_json(bot)
+    else:
+        render.out.print(f"{render.state_label(bot['state'])}  {name}: webhook removed")
 
 
 @app.command()

@@ -93,11 +93,19 @@ class Client:
             raise _error(resp)
         return resp
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer of a call that succeeded; an ApiError otherwise."""
+        return self._send(method, path, **kwargs)
+
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._send(method, path, **kwargs).json()
 
     def list_bots(self) -> dict[str, Any]:
         result: dict[str, Any] = self.json("GET", "/api/bots")
+        return result
+
+    def quota(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.json("GET", "/api/quota")
         return result
 
     def bot(self, name: str) -> dict[str, Any]:

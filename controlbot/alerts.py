@@ -36,7 +36,9 @@ BLOCK_MS = 2_000
 
 
 def should_alert(event: Event) -> bool:
-    return event.type == EventType.CRASHED and (event.alert or event.crash_loop)
+    if event.type == EventType.CRASHED:
+        return event.alert or event.crash_loop
+    return event.type in (EventType.CONFLICT, EventType.DISK_LIMIT_EXCEEDED)
 
 
 class LoopFilter:
@@ -61,8 +63,33 @@ class LoopFilter:
         return True
 
 
+def conflict_text(event: Event) -> str:
+    return _(
+        "⚠️ <b>{name}</b> gets 409 Conflict from Telegram: another process polls with the same token, "
+        "so updates go to one of them at random. Stop the other poller: the same token in another "
+        "botrunner, on your laptop or in a second bot, or a webhook set on it. You hear this at most "
+        "once an hour."
+    ).format(name=escape(event.name))
+
+
+def disk_text(event: Event) -> str:
+    return _(
+        "💾 <b>{name}</b> was stopped: it holds {used} in /app and /data, over its limit of {limit}. "
+        "Free space (e.g. restore a smaller /data with /restore), then start it again.\n"
+        "<code>DISK_LIMIT_EXCEEDED</code>"
+    ).format(
+        name=escape(event.name),
+        used=formatting.size(event.disk_used_bytes),
+        limit=formatting.size(event.disk_limit_bytes),
+    )
+
+
 def alert_text(event: Event) -> str:
     """The alert in the current locale; always within Telegram's 4096 characters."""
+    if event.type == EventType.CONFLICT:
+        return conflict_text(event)
+    if event.type == EventType.DISK_LIMIT_EXCEEDED:
+        return disk_text(event)
     what = formatting.exit_text(event.exit_code, event.oom_killed, event.memory_limit_bytes)
     header = _("💥 <b>{name}</b> crashed: {what}").format(name=escape(event.name), what=escape(what))
     if event.crash_loop:

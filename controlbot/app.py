@@ -21,6 +21,7 @@ from controlbot.api import serve
 from controlbot.gateway import Gateway
 from controlbot.handlers import (
     admin,
+    backups,
     cancel,
     deploy,
     env,
@@ -38,6 +39,7 @@ from controlbot.middlewares.access import AccessMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
 from controlbot.retry import RetryAfterMiddleware
 from controlbot.settings import Settings
+from controlbot.telegram_check import TokenChecker
 from protocol.client import RunnerClient
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ def routers(settings: Settings) -> list[Router]:
         env.router,
         listing.router,
         admin.router,
+        backups.router,
     ]
     if settings.api_enabled:
         found.append(token.router)
@@ -73,7 +76,13 @@ def routers(settings: Settings) -> list[Router]:
 
 
 def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
-    return Gateway(runner, bot_token=settings.bot_token, max_upload_bytes=settings.max_upload_bytes)
+    return Gateway(
+        runner,
+        bot_token=settings.bot_token,
+        max_upload_bytes=settings.max_upload_bytes,
+        telegram=TokenChecker(settings.telegram_api_url),
+        max_backup_bytes=settings.max_backup_bytes,
+    )
 
 
 def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: I18n) -> Dispatcher:

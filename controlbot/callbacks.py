@@ -21,6 +21,7 @@ class BotAction(StrEnum):
     DELETE = "d"
     DELETE_CONFIRM = "D"
     DELETE_CANCEL = "x"
+    DELETE_WEBHOOK = "w"
 
 
 class BotCb(CallbackData, prefix="b"):

@@ -28,13 +28,15 @@ def user_commands() -> list[tuple[str, str]]:
         ("restart", _("restart a bot: /restart name")),
         ("delete", _("delete a bot: /delete name")),
         ("env", _("set or unset env vars: /env name KEY=VALUE -KEY")),
+        ("quota", _("your bots against your limit (admins: /quota user_id n sets one)")),
+        ("backup", _("a bot's /data as a .tar.gz: /backup name [daily|off|list]")),
+        ("restore", _("replace a bot's /data: a .tar.gz with the caption /restore name")),
         ("cancel", _("cancel the current step")),
     ]
 
 
 def admin_commands() -> list[tuple[str, str]]:
     return [
-        ("quota", _("admin: set a user's bot limit: /quota user_id n")),
         ("system", _("admin: runner and Docker health")),
     ]
 

@@ -7,6 +7,7 @@ edit is the card, or the error: a failed build with the tail of its log, sent as
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from html import escape
@@ -19,8 +20,9 @@ from aiogram.utils.i18n import gettext as _
 from controlbot import cards, notices, uploads
 from controlbot.errors import describe
 from controlbot.formatting import clean_log
-from controlbot.gateway import Caller, DeployRequest, Gateway, Target
+from controlbot.gateway import Caller, DeployRequest, Gateway, Target, Upload
 from controlbot.progress import ProgressMessage, stage_label
+from controlbot.telegram_check import TokenCheck
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import Op, Stage
 
@@ -59,6 +61,23 @@ async def deploy(
     except BotrunnerError:
         await uploads.delete_quietly(job.env_message)
         raise
+    # Telegram is asked about the tokens while the file downloads, not after.
+    tokens = asyncio.create_task(gateway.check_tokens(job.request.env))
+    try:
+        await _run(bot, reply_to, gateway, caller, job, tokens, take_over)
+    finally:
+        tokens.cancel()  # a no-op once it is done
+
+
+async def _run(
+    bot: Bot,
+    reply_to: Message,
+    gateway: Gateway,
+    caller: Caller,
+    job: ChatDeploy,
+    tokens: asyncio.Task[TokenCheck],
+    take_over: Message | None,
+) -> None:
     req = job.request
     if job.file_id is None:
         # Nothing to download: the message with the env or a URL's credentials goes at once.
@@ -66,17 +85,10 @@ async def deploy(
         progress = await _progress(reply_to, stage_label(Stage.CLONING) or "", take_over)
     else:
         progress = await _progress(reply_to, _("⏳ downloading"), take_over)
-        try:
-            try:
-                upload = await uploads.download(bot, job.file_id, job.filename)
-            finally:
-                await uploads.delete_quietly(job.env_message)
-            gateway.check_upload(upload)
-        except BotrunnerError as e:
-            await progress.finish(describe(e))
-            return
-        req = replace(req, upload=upload)
     try:
+        if job.file_id is not None:
+            req = replace(req, upload=await _download(bot, gateway, job, job.file_id))
+        req = replace(req, tokens=await tokens)
         result = await gateway.deploy(caller, req, on_progress=progress.on_runner)
     except BotrunnerError as e:
         await progress.finish(describe(e))
@@ -85,7 +97,16 @@ async def deploy(
         return
     final = _("✅ updated") if req.op == Op.UPDATE else "🟢 " + _("running")
     head = "\n".join(p for p in (progress.trail(final), notices.localise(result.notes)) if p)
-    await progress.finish(*cards.with_card(head, result.bot, caller.id))
+    await progress.finish(*cards.with_card(head, result.bot, caller.id, result.notes))
+
+
+async def _download(bot: Bot, gateway: Gateway, job: ChatDeploy, file_id: str) -> Upload:
+    try:
+        upload = await uploads.download(bot, file_id, job.filename)
+    finally:
+        await uploads.delete_quietly(job.env_message)  # read: the values leave the chat
+    gateway.check_upload(upload)
+    return upload
 
 
 async def send_build_log(message: Message, target: Target, caller: Caller, detail: str) -> None:

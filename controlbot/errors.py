@@ -96,6 +96,24 @@ def _env_sentence(exc: BotrunnerError) -> str | None:
     return None
 
 
+def _token_sentence(exc: BotrunnerError) -> str | None:
+    key = escape(exc.params.key or "?")
+    if exc.code == ErrorCode.TOKEN_INVALID:
+        return _(
+            "Telegram rejects the token in <code>{key}</code>: it is wrong or was revoked. Get a new one "
+            "from @BotFather; nothing was deployed."
+        ).format(key=key)
+    if exc.params.path:
+        return _(
+            "The token in <code>{key}</code> already runs your bot <b>{bot}</b>. One token can have only "
+            "one poller (Telegram answers 409 Conflict): use another token, or stop that bot."
+        ).format(key=key, bot=escape(exc.params.path))
+    return _(
+        "The token in <code>{key}</code> already runs another hosted bot. One token can have only one "
+        "poller (Telegram answers 409 Conflict): use another token."
+    ).format(key=key)
+
+
 def _runner_sentence(exc: BotrunnerError) -> str:
     name = escape(exc.bot or "?")
     msg = escape(exc.message)
@@ -113,7 +131,12 @@ def _runner_sentence(exc: BotrunnerError) -> str:
             "A bot named <b>{name}</b> already exists, so nothing was changed. To replace its code, "
             "send the file with the caption <code>/update {name}</code>."
         ).format(name=name)
-    special = {ErrorCode.INVALID_SOURCE: _source_sentence, ErrorCode.INVALID_ENV: _env_sentence}.get(code)
+    special = {
+        ErrorCode.INVALID_SOURCE: _source_sentence,
+        ErrorCode.INVALID_ENV: _env_sentence,
+        ErrorCode.TOKEN_INVALID: _token_sentence,
+        ErrorCode.TOKEN_IN_USE: _token_sentence,
+    }.get(code)
     if special is not None and (sentence := special(exc)) is not None:
         return sentence
     simple = {

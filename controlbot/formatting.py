@@ -120,6 +120,12 @@ def card(bot: BotStatus, viewer: int) -> str:
             )
         )
     lines += source_lines(bot)
+    if bot.usernames:
+        links = ", ".join(
+            f'<a href="https://t.me/{escape(u)}">@{escape(u)}</a>'
+            for u in sorted(set(bot.usernames.values()))
+        )
+        lines.append(_("Telegram: {bots}").format(bots=links))
     if bot.env_masked:
         env = ", ".join(f"<code>{escape(k)}</code>={escape(v)}" for k, v in sorted(bot.env_masked.items()))
         lines.append(_("Env: {env}").format(env=env))

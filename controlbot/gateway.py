@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from protocol import rules
+from controlbot.telegram_check import NO_TOKENS, TokenCheck, TokenChecker
+from protocol import archive, keys, rules
 from protocol.client import BUILD_TIMEOUT_S, DEFAULT_TIMEOUT_S, ProgressCallback, RunnerClient
 from protocol.errors import (
     BotrunnerError,
@@ -29,6 +31,8 @@ from protocol.errors import (
     StoreUnavailable,
 )
 from protocol.models import (
+    ArchiveInfo,
+    BackupMode,
     BotStatus,
     Command,
     Op,
@@ -103,6 +107,7 @@ class DeployRequest:
     upload: Upload | None = None
     source: SourceSpec | None = None
     pull: bool = False
+    tokens: TokenCheck | None = None  # what Telegram said of its tokens, when asked already
 
     def spec(self) -> SourceSpec | None:
         if self.upload is None:
@@ -138,10 +143,24 @@ def _python_text(data: bytes) -> bool:
 class Gateway:
     """Every operation a front end can ask for, on behalf of a caller."""
 
-    def __init__(self, runner: RunnerClient, *, bot_token: str, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        runner: RunnerClient,
+        *,
+        bot_token: str,
+        max_upload_bytes: int,
+        telegram: TokenChecker | None = None,
+        max_backup_bytes: int = 200 << 20,
+    ) -> None:
         self.runner = runner
+        self.max_backup_bytes = max_backup_bytes
         self.bot_token = bot_token
         self.max_upload_bytes = max_upload_bytes
+        self.telegram = telegram
+
+    async def check_tokens(self, env: dict[str, str] | None) -> TokenCheck:
+        """Ask Telegram about the bot tokens in env (TOKEN_INVALID when it rejects one)."""
+        return await self.telegram.check(env) if self.telegram is not None else NO_TOKENS
 
     # -- checks every front end needs -----------------------------------------------------------
     def check_env(self, env: dict[str, str]) -> dict[str, str]:
@@ -256,7 +275,8 @@ class Gateway:
         env = self.check_env(req.env) if req.env else None
         if req.upload is not None:
             self.check_upload(req.upload)
-        return await self.call(
+        tokens = req.tokens or await self.check_tokens(env)
+        result = await self.call(
             caller,
             req.op,
             req.target,
@@ -266,7 +286,10 @@ class Gateway:
             source=req.spec(),
             pull=req.pull,
             env=env,
+            usernames=tokens.usernames,
         )
+        result.notes.extend(tokens.notes)
+        return result
 
     async def status(self, caller: Caller, target: Target) -> BotStatus:
         return _bot(await self.call(caller, Op.STATUS, target), caller, target)
@@ -296,7 +319,52 @@ class Gateway:
             )
         for key in unset:
             rules.check_env_key(key)
-        return await self.call(caller, Op.SET_ENV, target, env=self.check_env(env), unset=unset)
+        env = self.check_env(env)
+        tokens = await self.check_tokens(env)
+        result = await self.call(caller, Op.SET_ENV, target, env=env, unset=unset, usernames=tokens.usernames)
+        result.notes.extend(tokens.notes)
+        return result
+
+    async def backup(self, caller: Caller, target: Target) -> tuple[ArchiveInfo, bytes]:
+        """The bot's /data as a .tar.gz, made by the runner and handed over in chunks."""
+        result = await self.call(caller, Op.BACKUP, target, timeout=BUILD_TIMEOUT_S)
+        if result.archive is None:
+            raise BotrunnerError("the runner answered without the archive", code=ErrorCode.INTERNAL)
+        data = await archive.take(self.runner.redis, keys.archive(result.request_id), self.max_backup_bytes)
+        return result.archive, data
+
+    async def backup_schedule(self, caller: Caller, target: Target, mode: BackupMode) -> Result:
+        """Daily backups on or off (the result carries the bot), or the kept ones listed (`backups`)."""
+        return await self.call(caller, Op.BACKUP, target, backup=mode, timeout=BUILD_TIMEOUT_S)
+
+    async def restore(self, caller: Caller, target: Target, data: bytes | None) -> BotStatus:
+        """Replace the bot's /data with an archive (None: undo the last restore); it restarts."""
+        request_id = uuid.uuid4().hex
+        if data is not None:
+            if len(data) > self.max_backup_bytes:
+                raise InvalidSource(
+                    f"the archive is larger than {self.max_backup_bytes >> 20} MB",
+                    params=ErrorParams(
+                        reason="too_large", max_bytes=self.max_backup_bytes, size_bytes=len(data)
+                    ),
+                )
+            await self.ensure_runner()
+            await archive.put(self.runner.redis, keys.archive(request_id), data)
+        result = await self.call(
+            caller, Op.RESTORE, target, request_id=request_id, undo=data is None, timeout=BUILD_TIMEOUT_S
+        )
+        return _bot(result, caller, target)
+
+    async def delete_webhook(self, caller: Caller, target: Target) -> BotStatus:
+        """Remove the webhook on the bot's token (the runner alone reads it), so the bot can poll."""
+        return _bot(await self.call(caller, Op.DELETE_WEBHOOK, target), caller, target)
+
+    async def quota(self, caller: Caller, owner: int | None = None) -> QuotaInfo:
+        """Bots owned against the limit: the caller's own, or (admins) any user's."""
+        if owner is not None and owner != caller.id:
+            _admin_only(caller)
+        result = await self.call(caller, Op.QUOTA, owner=caller.id if owner is None else owner)
+        return result.quota or QuotaInfo(used=0, limit=0)
 
     async def set_quota(self, caller: Caller, owner: int, limit: int | None) -> QuotaInfo:
         _admin_only(caller)

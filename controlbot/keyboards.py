@@ -29,8 +29,9 @@ def menu() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def card(bot: BotStatus) -> InlineKeyboardMarkup:
-    """Logs, Restart, Stop/Start, Update, Delete: the buttons under a status card."""
+def card(bot: BotStatus, *, webhook: bool = False) -> InlineKeyboardMarkup:
+    """Logs, Restart, Stop/Start, Update, Delete: the buttons under a status card; Remove webhook
+    first when a webhook keeps the bot from polling."""
     kb = InlineKeyboardBuilder()
 
     def add(text: str, action: BotAction) -> None:
@@ -44,7 +45,9 @@ def card(bot: BotStatus) -> InlineKeyboardMarkup:
         add(_("⏹ Stop"), BotAction.STOP)
     add(_("⬆️ Update"), BotAction.UPDATE)
     add(_("🗑 Delete"), BotAction.DELETE)
-    kb.adjust(3, 2)
+    if webhook:
+        add(_("🧹 Remove webhook"), BotAction.DELETE_WEBHOOK)
+    kb.adjust(3, 2, 1)
     return kb.as_markup()
 
 

@@ -1,4 +1,5 @@
-"""A deploy's notes (`Result.notes`: entry point, dependencies, a shared token) in the user's language."""
+"""A deploy's notes (`Result.notes`: entry point, dependencies, a token Telegram could not check or
+whose webhook keeps the bot from polling) in the user's language."""
 
 from __future__ import annotations
 
@@ -8,14 +9,6 @@ from html import escape
 from aiogram.utils.i18n import gettext as _
 
 from protocol.models import Note, NoteKind
-
-
-def _token_shared(n: Note) -> str:
-    return _(
-        "⚠️ The value of <code>{key}</code> is already used by {bots}. Two bots polling one token "
-        "get 409 Conflict from Telegram."
-    ).format(key=escape(n.key or ""), bots=", ".join(escape(b) for b in n.bots))
-
 
 _WORDS: dict[NoteKind, Callable[[Note], str]] = {
     NoteKind.ENTRYPOINT: lambda n: _("entry point: {path}").format(
@@ -34,9 +27,21 @@ _WORDS: dict[NoteKind, Callable[[Note], str]] = {
 }
 
 
+# Notes that call for the owner's action, each on a line of its own.
+_WARNINGS: dict[NoteKind, Callable[[Note], str]] = {
+    NoteKind.TOKEN_UNVERIFIED: lambda n: _(
+        "⚠️ Telegram could not be reached to check the token in <code>{key}</code>; deployed anyway."
+    ).format(key=escape(n.key or "")),
+    NoteKind.WEBHOOK_SET: lambda n: _(
+        "⚠️ A webhook is set on the token in <code>{key}</code>, so a polling bot gets no updates. "
+        "Remove it with the button below."
+    ).format(key=escape(n.key or "")),
+}
+
+
 def localise(notes: list[Note]) -> str:
     """HTML for a deploy's answer: "ℹ️ entry point: main.py; dependencies: installed (1)", then warnings."""
     remarks = [_WORDS[n.kind](n) for n in notes if n.kind in _WORDS]
-    warnings = [_token_shared(n) for n in notes if n.kind is NoteKind.TOKEN_SHARED]
+    warnings = [_WARNINGS[n.kind](n) for n in notes if n.kind in _WARNINGS]
     lines = (["ℹ️ " + "; ".join(remarks)] if remarks else []) + warnings
     return "\n".join(lines)

@@ -1,7 +1,9 @@
 """One message edited through the stages of a long operation, at most once a second.
 
 The text is a trail ("⏳ downloading → 🚀 starting…"), so a stage skipped by the throttle still
-shows up in the next edit, and the final edit shows every step.
+shows up in the next edit, and the final edit shows every step. A stage is shown only once it
+has lasted a moment (STEP_DELAY_S): a deploy that is done in a fraction of a second goes straight
+from the first message to its card, with no edit in between to wait out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from protocol.models import Progress, Stage
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 1.0
+STEP_DELAY_S = 0.5
 
 
 def stage_label(stage: Stage) -> str | None:
@@ -39,6 +42,7 @@ class ProgressMessage:
         self.steps = [first]
         self.min_interval = min_interval
         self._last_edit = time.monotonic()
+        self._edited = False  # only the first message was sent so far
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -64,10 +68,8 @@ class ProgressMessage:
         if label in self.steps:
             return
         self.steps.append(label)
-        wait = self.min_interval - (time.monotonic() - self._last_edit)
-        if wait <= 0:
-            await self._edit(self.trail())
-        elif self._flush_task is None:
+        wait = max(STEP_DELAY_S, self.min_interval - (time.monotonic() - self._last_edit))
+        if self._flush_task is None:
             self._flush_task = asyncio.create_task(self._flush_later(wait))
 
     async def on_runner(self, progress: Progress) -> None:
@@ -77,14 +79,15 @@ class ProgressMessage:
             await self.step(label)
 
     async def finish(self, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
-        """The last edit: always made, after the throttle window."""
+        """The last edit: always made; right away when it is the first, else after the throttle window
+        (one message and one edit in a second is within Telegram's per-chat pace)."""
         if self._flush_task is not None:
             self._flush_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flush_task
             self._flush_task = None
         wait = self.min_interval - (time.monotonic() - self._last_edit)
-        if wait > 0:
+        if wait > 0 and self._edited:
             await asyncio.sleep(wait)
         await self._edit(text, reply_markup)
 
@@ -96,6 +99,7 @@ class ProgressMessage:
     async def _edit(self, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
         async with self._lock:
             self._last_edit = time.monotonic()
+            self._edited = True
             try:
                 await self.message.edit_text(text, reply_markup=reply_markup)
             except TelegramBadRequest as e:

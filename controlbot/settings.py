@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from protocol.rules import parse_size
+
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{5,}$")
 _PLACEHOLDERS = {"", "changeme", "change-me", "change_me", "token", "your-token", "your_token", "xxx"}
 
@@ -34,6 +36,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    # The runner's cap on a /data archive, read here too: the body limit of a restore.
+    runner_max_backup_bytes: str = "200m"
     git_allowed_schemes: Annotated[list[str], NoDecode] = ["https"]
     log_level: str = "INFO"
 
@@ -75,6 +79,10 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http(s) URL such as https://api.telegram.org")
         return value.rstrip("/")
+
+    @property
+    def max_backup_bytes(self) -> int:
+        return parse_size(self.runner_max_backup_bytes)
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admin_ids

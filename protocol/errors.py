@@ -27,6 +27,11 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     UNAUTHORIZED = "UNAUTHORIZED"  # HTTP API: missing, wrong or revoked token
     INTERNAL = "INTERNAL"
+    # Telegram-aware deploys
+    TOKEN_INVALID = "TOKEN_INVALID"  # Telegram rejects a bot token the deploy carries (getMe: 401)
+    TOKEN_IN_USE = "TOKEN_IN_USE"  # another hosted bot already polls with this token
+    # A bot over BOT_DISK_LIMIT is stopped (and a start of one still over it refused).
+    DISK_LIMIT_EXCEEDED = "DISK_LIMIT_EXCEEDED"
 
 
 class ErrorParams(BaseModel):

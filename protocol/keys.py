@@ -102,3 +102,19 @@ def user_locale(user: int) -> str:
 
 # Cached built images: hash tag -> last-used timestamp, for LRU pruning. Writer: runner. No TTL.
 IMAGE_CACHE = f"{PREFIX}:images"
+
+
+# Set while the owner was told, within the hour, that a bot's output shows Telegram's 409 Conflict.
+# Writer: runner (SET NX, TTL 3600 s), so the notice goes out at most once an hour per bot.
+def conflict_notice(owner: int, name: str) -> str:
+    return f"{PREFIX}:conflict:{owner}:{name}"
+
+
+# A /data archive on its way between the runner (backup) and the requester (restore), as a stream
+# of ARCHIVE_CHUNK-byte entries. Writer: the side that sends it; TTL ARCHIVE_TTL s.
+ARCHIVE_TTL = 600
+ARCHIVE_CHUNK = 1024 * 1024
+
+
+def archive(request_id: str) -> str:
+    return f"{PREFIX}:archive:{request_id}"

@@ -31,6 +31,17 @@ class Op(StrEnum):
     SET_ENV = "set_env"
     SET_QUOTA = "set_quota"
     SYSTEM = "system"
+    QUOTA = "quota"  # read an owner's quota: bots owned against the limit
+    DELETE_WEBHOOK = "delete_webhook"  # remove the webhook on a bot's token, so it can poll
+    BACKUP = "backup"  # /data as a .tar.gz now, or the daily backups: on, off, listed
+    RESTORE = "restore"  # replace /data from a .tar.gz (or undo the last restore)
+
+
+class BackupMode(StrEnum):
+    NOW = "now"  # archive /data now and hand it over in chunks (keys.archive)
+    DAILY = "daily"  # keep daily backups in the bot's backups volume
+    OFF = "off"  # stop the daily backups (the kept ones stay until the bot is deleted)
+    LIST = "list"  # the kept daily backups
 
 
 class SourceKind(StrEnum):
@@ -68,6 +79,10 @@ class Command(_Model):
     target_owner: int | None = None  # set_quota
     quota: int | None = None  # set_quota; None clears the override
     pull: bool = False  # update of a git bot: pull the branch head
+    # start/update/set_env: the @username Telegram's getMe gave for each token-shaped env value.
+    usernames: dict[str, str] = Field(default_factory=dict)
+    backup: BackupMode | None = None  # backup: what to do (None: now)
+    undo: bool = False  # restore: put back what the last restore replaced
 
 
 class BotState(StrEnum):
@@ -121,6 +136,8 @@ class BotStatus(_Model):
     # sha256 hex of each env value, so the control bot can warn when one token serves two bots
     # without ever seeing the values.
     env_sha256: dict[str, str] = Field(default_factory=dict)
+    usernames: dict[str, str] = Field(default_factory=dict)  # env key -> the bot's @username
+    backup_daily: bool = False
     container_id: str | None = None
     image: str | None = None
     created_at: float
@@ -138,6 +155,20 @@ class SystemInfo(_Model):
     docker_version: str | None = None
     bots_running: int = 0
     bots_total: int = 0
+
+
+class ArchiveInfo(_Model):
+    """A bot's /data archive, sent as chunks on keys.archive(request_id)."""
+
+    filename: str
+    size_bytes: int
+    chunks: int
+
+
+class BackupEntry(_Model):
+    filename: str
+    size_bytes: int
+    created_at: float
 
 
 class ErrorInfo(_Model):
@@ -193,7 +224,8 @@ class NoteKind(StrEnum):
     DOCKERFILE_CACHED = "dockerfile_cached"  # ... and an earlier build of the same tree was reused
     ENTRYPOINT_IGNORED = "entrypoint_ignored"  # a Dockerfile's CMD runs; the entry point given does not
     SYMLINKS_IGNORED = "symlinks_ignored"  # count: symlinks leading outside the bot, dropped
-    TOKEN_SHARED = "token_shared"  # key, bots: the value of key already serves these bots of the owner
+    TOKEN_UNVERIFIED = "token_unverified"  # key: Telegram could not be reached to check its token
+    WEBHOOK_SET = "webhook_set"  # key: a webhook is set on its token, so polling gets nothing
 
 
 class Note(_Model):
@@ -201,7 +233,6 @@ class Note(_Model):
     path: str | None = None
     count: int | None = None
     key: str | None = None
-    bots: list[str] = Field(default_factory=list)
 
     def english(self) -> str:
         """The note as a plain sentence, for the API and the CLI."""
@@ -213,9 +244,10 @@ class Note(_Model):
             NoteKind.DOCKERFILE_CACHED: "built from its Dockerfile (cached)",
             NoteKind.ENTRYPOINT_IGNORED: "the Dockerfile's CMD runs; the entry point given is ignored",
             NoteKind.SYMLINKS_IGNORED: f"ignored {self.count} symlink(s) leading outside",
-            NoteKind.TOKEN_SHARED: (
-                f"the value of {self.key} is already used by {', '.join(self.bots)}: two bots polling "
-                "one token get 409 Conflict from Telegram"
+            NoteKind.TOKEN_UNVERIFIED: f"Telegram could not be reached to check the token in {self.key}",
+            NoteKind.WEBHOOK_SET: (
+                f"a webhook is set on the token in {self.key}: a polling bot gets no updates until it is "
+                "removed"
             ),
         }
         return texts[self.kind]
@@ -243,6 +275,8 @@ class Result(_Model):
     quota: QuotaInfo | None = None
     system: SystemInfo | None = None
     notes: list[Note] = Field(default_factory=list)
+    archive: ArchiveInfo | None = None  # backup now: where the archive's chunks are
+    backups: list[BackupEntry] | None = None  # backup list
 
     def raise_for_error(self) -> Result:
         """The result itself when it succeeded; its error raised otherwise (INTERNAL when it has none)."""
@@ -263,6 +297,8 @@ class EventType(StrEnum):
     DELETED = "deleted"
     RECOVERED = "recovered"  # brought back by reconciliation
     MISSING = "missing"  # the container vanished and could not be brought back
+    CONFLICT = "conflict"  # the bot's output shows Telegram's 409: another poller uses its token
+    DISK_LIMIT_EXCEEDED = "disk_limit_exceeded"  # /app and /data grew past BOT_DISK_LIMIT: stopped
 
 
 class Event(_Model):
@@ -274,6 +310,8 @@ class Event(_Model):
     oom_killed: bool = False
     restart_count: int = 0
     memory_limit_bytes: int | None = None
+    disk_limit_bytes: int | None = None  # DISK_LIMIT_EXCEEDED: the limit, and what the bot held
+    disk_used_bytes: int | None = None
     # For CRASHED: alert is true only for the first crash of a streak, so a loop is reported once;
     # crash_loop is true when the restart cap was reached and the bot stays down.
     alert: bool = False

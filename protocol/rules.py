@@ -27,6 +27,19 @@ MAX_ENV_TOTAL_BYTES: Final = 64 * 1024
 DEFAULT_MAX_SOURCE_BYTES: Final = 20 * 1024 * 1024
 SOURCE_SUFFIXES: Final = (".py", ".zip")
 
+_SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
+_SIZE_UNITS: Final = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(value: str | int) -> int:
+    """'256m' -> bytes: the suffixes docker accepts, used by every size setting."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE_RE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a size like 256m or 1g")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
 
 def validate_name(name: str | None) -> str:
     if name is None or not NAME_RE.fullmatch(name):

@@ -19,6 +19,8 @@ from runner.backend.base import Backend, BuildLimits
 from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
+from runner.conflicts import ConflictWatch
+from runner.disk import DiskWatch
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
 from runner.reconcile import reconcile
@@ -30,6 +32,7 @@ from runner.worker import Worker
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
+DAY_S = 86400.0
 DOCKER_PROBE_TIMEOUT_S = 5.0
 
 
@@ -59,6 +62,17 @@ class Runner:
             Sources(settings, self.images, self.runtime.get),
         )
         self.worker = Worker(settings, self.redis, self.ops)
+        self.disk = DiskWatch(
+            self.store,
+            self.backend,
+            self.bus,
+            self.watcher,
+            limit_bytes=settings.disk_limit_bytes,
+            stop_timeout=settings.runner_stop_timeout,
+        )
+        self.conflicts = ConflictWatch(
+            self.redis, self.store, self.backend, self.bus, settings.runner_conflict_interval
+        )
         self.stopping = asyncio.Event()
         self.docker_version: str | None = None
         # None until the first probe; reconciling on recovery needs a known outage first.
@@ -82,6 +96,14 @@ class Runner:
                 self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
             ),
             asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
+            asyncio.create_task(self._every(self.settings.runner_stats_interval, self._disk), name="disk"),
+            asyncio.create_task(
+                self._every(self.settings.runner_conflict_interval, self._conflicts), name="conflicts"
+            ),
+            asyncio.create_task(
+                self._every(self.settings.runner_backup_check_interval, self._daily_backups),
+                name="daily-backups",
+            ),
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
@@ -198,6 +220,24 @@ class Runner:
             log.warning("stats skipped: %s", e)
         except Exception:
             log.exception("stats sampling failed")
+
+    async def _daily_backups(self) -> None:
+        try:
+            await self.ops.daily_backups(due_after=DAY_S)
+        except Exception as e:  # housekeeping: log it, try again at the next check
+            log.warning("daily backups skipped: %s", e)
+
+    async def _disk(self) -> None:
+        try:
+            await self.disk.check()
+        except Exception as e:  # housekeeping: log it, never stop the loop
+            log.warning("disk check skipped: %s", e)
+
+    async def _conflicts(self) -> None:
+        try:
+            await self.conflicts.check()
+        except Exception as e:  # housekeeping: log it, never stop the loop
+            log.warning("409 check skipped: %s", e)
 
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:

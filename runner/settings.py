@@ -10,18 +10,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_MEM_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
-_MEM_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+from protocol.rules import parse_size
 
-
-def parse_memory(value: str | int) -> int:
-    """'256m' -> bytes; the same suffixes docker accepts."""
-    if isinstance(value, int):
-        return value
-    m = _MEM_RE.match(value)
-    if not m:
-        raise ValueError(f"{value!r} is not a size like 256m or 1g")
-    return int(float(m.group(1)) * _MEM_UNITS[m.group(2).lower()])
+# The sizes of settings ('256m', '1g') parse as docker's do, in one place for both services.
+parse_memory = parse_size
 
 
 def _split_csv(value: object) -> object:
@@ -55,6 +47,7 @@ class Settings(BaseSettings):
     bot_memory_limit: str = "256m"
     bot_cpu_limit: float = Field(0.5, gt=0)
     bot_pids_limit: int = Field(128, ge=16)
+    bot_disk_limit: str = "1g"  # what one bot may hold in /app and /data
 
     # Operational knobs with sensible defaults; none is needed for a normal install.
     runner_id: str = Field(default_factory=socket.gethostname)
@@ -80,6 +73,14 @@ class Settings(BaseSettings):
     # Empty: any host that resolves only to public addresses. Set: exactly these hosts.
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
+    # Telegram-aware: where the runner calls the Bot API with a bot's token (deleteWebhook) and how
+    # often it reads running bots' output for Telegram's 409 Conflict.
+    telegram_api_url: str = "https://api.telegram.org"
+    runner_conflict_interval: float = Field(60.0, gt=0)
+    # Backups of /data: the largest archive, and how many daily ones a bot keeps.
+    runner_max_backup_bytes: str = "200m"
+    runner_keep_backups: int = Field(3, ge=1)
+    runner_backup_check_interval: float = Field(600.0, gt=0)  # how often daily backups fall due
     git_max_repo_bytes: str = "100m"
     # The engine backend (issue 11): docker on one host, or a Docker Swarm driven from a manager.
     # swarm: RUNNER_REGISTRY (host[:port], e.g. 127.0.0.1:5000) is where bot images are pushed so
@@ -104,7 +105,12 @@ class Settings(BaseSettings):
         return _split_requirements(value)
 
     @field_validator(
-        "bot_memory_limit", "runner_build_memory_limit", "runner_image_cache_bytes", "git_max_repo_bytes"
+        "bot_memory_limit",
+        "runner_build_memory_limit",
+        "runner_image_cache_bytes",
+        "git_max_repo_bytes",
+        "runner_max_backup_bytes",
+        "bot_disk_limit",
     )
     @classmethod
     def _size(cls, value: str) -> str:
@@ -144,6 +150,14 @@ class Settings(BaseSettings):
     @property
     def image_cache_bytes(self) -> int:
         return parse_memory(self.runner_image_cache_bytes)
+
+    @property
+    def disk_limit_bytes(self) -> int:
+        return parse_memory(self.bot_disk_limit)
+
+    @property
+    def max_backup_bytes(self) -> int:
+        return parse_memory(self.runner_max_backup_bytes)
 
     @property
     def max_repo_bytes(self) -> int:

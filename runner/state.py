@@ -44,6 +44,9 @@ class BotRecord(BaseModel):
     # lives here beside the env values and is never shown: SourceInfo.git_url is the stripped one.
     git_url: str | None = None
     own_image: bool = False  # built from the bot's own Dockerfile: no /app volume, the image's CMD
+    usernames: dict[str, str] = Field(default_factory=dict)  # env key -> its token's @username
+    backup_daily: bool = False  # keep RUNNER_KEEP_BACKUPS daily archives of /data
+    last_backup_at: float | None = None
     container_id: str | None = None
     # Swarm: the node holding the bot's /data volume; its service is pinned there (node.id).
     node: str | None = None
@@ -54,6 +57,12 @@ class BotRecord(BaseModel):
     @property
     def key(self) -> tuple[int, str]:
         return (self.owner, self.name)
+
+    def set_env(self, env: dict[str, str], changed: dict[str, str] | None, names: dict[str, str]) -> None:
+        """The env after a change; a username stays only while its key keeps the value it was for."""
+        kept = {k: u for k, u in self.usernames.items() if k in env and k not in (changed or {})}
+        self.env = env
+        self.usernames = {**kept, **{k: u for k, u in names.items() if k in env}}
 
 
 class StateStore:

@@ -59,6 +59,8 @@ def build_status(
         source=rec.source,
         env_masked={k: mask(v) for k, v in sorted(rec.env.items())},
         env_sha256={k: hashlib.sha256(v.encode()).hexdigest() for k, v in sorted(rec.env.items())},
+        usernames=dict(sorted(rec.usernames.items())),
+        backup_daily=rec.backup_daily,
         container_id=info.id[:12] if info else None,
         image=rec.image,
         created_at=rec.created_at,

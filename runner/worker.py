@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import Command, ErrorInfo, Op, Progress, Result, Stage
+from runner import faults
 from runner.operations import Operations
 from runner.settings import Settings
 
@@ -130,13 +131,9 @@ class Worker:
                 await self._finish(entry_id, Result(request_id=cmd.request_id, ok=False, error=err))
                 return
             result = await self._execute(cmd, ctx)
-            if self.settings.runner_debug_ack_delay:
-                log.warning(
-                    "fault injection: pausing %.1f s before ack: %s",
-                    self.settings.runner_debug_ack_delay,
-                    ctx,
-                )
-                await asyncio.sleep(self.settings.runner_debug_ack_delay)
+            if delay := faults.ack_delay():
+                log.warning("fault injection: pausing %.1f s before ack: %s", delay, ctx)
+                await asyncio.sleep(delay)
             await self._finish(entry_id, result, cmd.op)
 
     async def _execute(self, cmd: Command, ctx: str) -> Result:

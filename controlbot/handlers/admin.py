@@ -1,4 +1,5 @@
-"""Admin commands: /quota user_id n and /system (runner heartbeat, Docker, bots running of total)."""
+"""/quota (yours; admins: a user's, or set it with /quota user_id n) and, for admins, /system
+(runner heartbeat, Docker, bots running of total)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,17 @@ def parse_quota(args: list[str]) -> tuple[int, int | None]:
 
 @router.message(Command("quota"))
 async def cmd_quota(message: Message, command: CommandObject, caller: Caller, gateway: Gateway) -> None:
-    require_admin(caller)
-    user_id, limit = parse_quota(split_args(command.args))
-    quota = await gateway.set_quota(caller, user_id, limit)
+    args = split_args(command.args)
+    if not args:
+        quota = await gateway.quota(caller)
+        await message.answer(_("Your bots: {used} of {limit}.").format(used=quota.used, limit=quota.limit))
+        return
+    if len(args) == 1 and args[0].isdigit():
+        user_id, quota = int(args[0]), await gateway.quota(caller, int(args[0]))
+    else:
+        require_admin(caller)
+        user_id, limit = parse_quota(args)
+        quota = await gateway.set_quota(caller, user_id, limit)
     await message.answer(
         _("✅ Quota of user <code>{user}</code>: {used}/{limit} bots.").format(
             user=user_id, used=quota.used, limit=quota.limit

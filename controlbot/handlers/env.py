@@ -41,4 +41,4 @@ async def cmd_env(message: Message, command: CommandObject, caller: Caller, gate
     )
     if warnings := notices.localise(result.notes):
         text += "\n" + warnings
-    await cards.answer(message, text, result.bot, caller.id)
+    await cards.answer(message, text, result.bot, caller.id, result.notes)

@@ -143,3 +143,16 @@ def update_hint(status: BotStatus, target: Target, caller: Caller) -> str:
     return _(
         "Send the new .py file with the caption <code>/update {name}</code> (add KEY=VALUE to change env)."
     ).format(name=name)
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.DELETE_WEBHOOK))
+async def press_delete_webhook(
+    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, gateway: Gateway
+) -> None:
+    """Remove the webhook that keeps the bot from polling; the runner alone reads the token."""
+    target = press_target(caller, callback_data.owner, callback_data.name)
+    status = await gateway.delete_webhook(caller, target)
+    text = _("🧹 Webhook removed: <b>{name}</b> can poll now.").format(name=escape(target.ref(caller.id)))
+    await query.answer(formatting.strip_tags(text))
+    body, markup = cards.with_card(text, status, caller.id)
+    await bot.send_message(query.from_user.id, body, reply_markup=markup)

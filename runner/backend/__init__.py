@@ -3,6 +3,7 @@ docs/backends.md says what an implementation must do."""
 
 from runner.backend.base import (
     Backend,
+    BotMount,
     BuildContext,
     BuildLimits,
     ContainerInfo,
@@ -16,6 +17,7 @@ from runner.backend.base import (
 
 __all__ = [
     "Backend",
+    "BotMount",
     "BuildContext",
     "BuildLimits",
     "ContainerInfo",

@@ -95,6 +95,18 @@ class ImageRemoval(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class BotMount:
+    """One of a bot's volumes, mounted into a job: `role` "data" (/data), "data-prev" (what a restore
+    replaced) or "backups" (scheduled backups); created empty when missing."""
+
+    owner: int
+    name: str
+    role: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A one-shot container: runs a command to its end, then is removed, whatever happened.
 
@@ -122,6 +134,9 @@ class JobSpec:
     commit_to: str | None = None
     commit_config: dict[str, object] = field(default_factory=dict)
     max_output_bytes: int = 64 * 1024  # of stdout and of stderr each; the last bytes are kept
+    mounts: list[BotMount] = field(default_factory=list)
+    # A file the job wrote (an absolute path, e.g. in workdir), read back after it ended.
+    collect: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,7 @@ class JobResult:
     truncated: bool = False  # stdout or stderr lost its beginning to max_output_bytes
     image: str | None = None  # the committed image's id, with commit_to
     duration_s: float = 0.0
+    collected: bytes | None = None  # the file named by JobSpec.collect, when the job wrote it
 
 
 class Backend(Protocol):

@@ -20,7 +20,12 @@ def app_volume(owner: int, name: str) -> str:
 
 
 def data_volume(owner: int, name: str) -> str:
-    return f"botrunner-{owner}-{name}_data"
+    return bot_volume(owner, name, "data")
+
+
+def bot_volume(owner: int, name: str, role: str) -> str:
+    """A bot's volume by role: "data" (/data), "data-prev" (what a restore replaced), "backups"."""
+    return f"botrunner-{owner}-{name}_{role}"
 
 
 def base_labels(instance: str, owner: int, name: str) -> dict[str, str]:

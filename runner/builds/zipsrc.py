@@ -18,7 +18,7 @@ def read_zip(data: bytes, max_bytes: int) -> Tree:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as e:
         raise InvalidSource("the file is not a valid .zip archive", field="file") from e
-    tree, total = Tree(), 0
+    tree, total, entries = Tree(), 0, 0
     with archive:
         for info in archive.infolist():
             name = info.filename
@@ -34,14 +34,16 @@ def read_zip(data: bytes, max_bytes: int) -> Tree:
                     f"the archive entry {name!r} would land outside the bot's folder; refused",
                     field="file",
                 ) from e
-            if info.is_dir():
-                continue
-            total += info.file_size
-            if total > max_bytes or len(tree.files) >= MAX_FILES:
+            # Folders count toward the file limit too: a million empty folders is no small archive.
+            entries += 1
+            total += 0 if info.is_dir() else info.file_size
+            if total > max_bytes or entries > MAX_FILES:
                 raise InvalidSource(
                     f"the archive unpacks to more than {max_bytes // (1024 * 1024)} MB or {MAX_FILES} files",
                     field="file",
                 )
+            if info.is_dir():
+                continue
             with archive.open(info) as f:
                 content = f.read(info.file_size + 1)
             if len(content) != info.file_size:

@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 from protocol.models import Command, Op, Result
+from runner.operations.backups import BackupOps
 from runner.operations.lifecycle import LifecycleOps
 from runner.operations.queries import QueryOps
+from runner.operations.telegram import TelegramOps
 from runner.sources import ProgressFn
 
 
-class Operations(LifecycleOps, QueryOps):
+class Operations(LifecycleOps, QueryOps, TelegramOps, BackupOps):
     async def handle(self, cmd: Command, progress: ProgressFn) -> Result:
         handler = {
             Op.START: self.start,
@@ -28,6 +30,10 @@ class Operations(LifecycleOps, QueryOps):
             Op.SET_ENV: self.set_env,
             Op.SET_QUOTA: self.set_quota,
             Op.SYSTEM: self.system,
+            Op.QUOTA: self.quota,
+            Op.DELETE_WEBHOOK: self.delete_webhook,
+            Op.BACKUP: self.backup,
+            Op.RESTORE: self.restore,
         }[cmd.op]
         return await handler(cmd, progress)
 

@@ -1,24 +1,41 @@
-"""Env values a command sets: what they may be (protocol.rules) and a token another bot already polls."""
+"""Env values a command sets: what they may be (protocol.rules), and one poller per bot token."""
 
 from __future__ import annotations
 
-from protocol.models import Note, NoteKind
+import hashlib
+
+from protocol.errors import BotrunnerError, ErrorCode, ErrorParams
 from protocol.rules import check_env, is_bot_token
-from runner.state import BotRecord, StateStore
+from runner.state import StateStore
 
-__all__ = ["check_env", "shared_tokens"]
+__all__ = ["check_env", "fingerprint", "refuse_tokens_in_use"]
 
 
-async def shared_tokens(store: StateStore, rec: BotRecord, values: dict[str, str] | None) -> list[Note]:
-    """A note for each token-shaped value just set that another of the owner's bots already uses:
-    two bots polling one token get 409 Conflict from Telegram."""
-    tokens = {key: value.strip() for key, value in (values or {}).items() if is_bot_token(value)}
+def fingerprint(value: str) -> str:
+    """What two env values are compared by, never the values themselves."""
+    return hashlib.sha256(value.strip().encode()).hexdigest()
+
+
+async def refuse_tokens_in_use(
+    store: StateStore, owner: int, name: str, values: dict[str, str] | None
+) -> None:
+    """TOKEN_IN_USE when a bot token being set already serves another hosted bot, of any owner:
+    Telegram lets one process poll a token, the other gets 409 Conflict. Another owner's bot is
+    not named."""
+    tokens = {fingerprint(v): key for key, v in (values or {}).items() if is_bot_token(v)}
     if not tokens:
-        return []
-    others = [r for r in await store.records(rec.owner) if r.name != rec.name]
-    notes = []
-    for key, token in sorted(tokens.items()):
-        bots = sorted(r.name for r in others if token in (v.strip() for v in r.env.values()))
-        if bots:
-            notes.append(Note(kind=NoteKind.TOKEN_SHARED, key=key, bots=bots))
-    return notes
+        return
+    for rec in await store.all_records():
+        if (rec.owner, rec.name) == (owner, name):
+            continue
+        for value in rec.env.values():
+            key = tokens.get(fingerprint(value)) if is_bot_token(value) else None
+            if key is None:
+                continue
+            where = f"your bot {rec.name!r}" if rec.owner == owner else "another hosted bot"
+            raise BotrunnerError(
+                f"the token in {key} already runs {where}; one token can have only one poller",
+                code=ErrorCode.TOKEN_IN_USE,
+                field="env",
+                params=ErrorParams(key=key, path=rec.name if rec.owner == owner else None),
+            )

@@ -6,7 +6,7 @@ from protocol.errors import NotFound
 from protocol.models import Command, Desired, Event, EventType, QuotaInfo, Result, Stage
 from protocol.rules import validate_name
 from runner.operations.base import OperationsBase
-from runner.operations.env import check_env, shared_tokens
+from runner.operations.env import check_env, refuse_tokens_in_use
 from runner.sources import ProgressFn, pack_files
 from runner.state import BotRecord
 
@@ -28,6 +28,7 @@ class LifecycleOps(OperationsBase):
             await self._ensure_running(rec)  # redelivered after the record was written
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         env = check_env(cmd.env or {})
+        await refuse_tokens_in_use(self.store, cmd.owner, name, env)
         await self.store.reserve(cmd.owner, name, cmd.request_id)
         try:
             prepared = await self.prepare(cmd, progress, None)
@@ -41,6 +42,7 @@ class LifecycleOps(OperationsBase):
                 request_id=cmd.request_id,
                 git_url=prepared.git_url,
                 own_image=prepared.own_image,
+                usernames={k: u for k, u in cmd.usernames.items() if k in env},
             )
             await self.store.save(rec, source=pack_files(prepared.files))
             await progress(Stage.STARTING, "")
@@ -52,8 +54,7 @@ class LifecycleOps(OperationsBase):
             finally:
                 await self.store.release(cmd.owner, name)
             raise
-        notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
-        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=list(prepared.notes))
 
     async def stop(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
@@ -83,18 +84,19 @@ class LifecycleOps(OperationsBase):
             await self.deploy(rec)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         env = check_env({**rec.env, **(cmd.env or {})})  # the caps hold after the merge
+        await refuse_tokens_in_use(self.store, rec.owner, rec.name, cmd.env)
         prepared = await self.prepare(cmd, progress, rec)
         await progress(Stage.STOPPING, "")
         await self._stop_current(rec)
         rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
         rec.git_url, rec.own_image = prepared.git_url, prepared.own_image
-        rec.env, rec.request_id, rec.desired = env, cmd.request_id, Desired.RUNNING
+        rec.set_env(env, cmd.env, cmd.usernames)
+        rec.request_id, rec.desired = cmd.request_id, Desired.RUNNING
         await self.store.save(rec, source=pack_files(prepared.files))
         self.watcher.reset_streak(rec.owner, rec.name)
         await progress(Stage.STARTING, "")
         await self.deploy(rec, prepared.files)
-        notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
-        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=list(prepared.notes))
 
     async def set_env(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
@@ -103,13 +105,14 @@ class LifecycleOps(OperationsBase):
             for key in cmd.unset:
                 env.pop(key, None)
             env = check_env(env)  # the caps hold after the merge
+            await refuse_tokens_in_use(self.store, rec.owner, rec.name, cmd.env)
             await self._stop_current(rec)
-            rec.env, rec.request_id = env, cmd.request_id
+            rec.set_env(env, {**(cmd.env or {}), **dict.fromkeys(cmd.unset, "")}, cmd.usernames)
+            rec.request_id = cmd.request_id
             await self.store.save(rec)
         await progress(Stage.STARTING, "")
         await self.deploy(rec)
-        notes = await shared_tokens(self.store, rec, cmd.env)
-        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
+        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
 
     async def delete(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)

@@ -28,6 +28,10 @@ class QueryOps(OperationsBase):
         used, limit = await self.store.quota(cmd.owner)
         return Result(request_id=cmd.request_id, bots=bots, quota=QuotaInfo(used=used, limit=limit))
 
+    async def quota(self, cmd: Command, progress: ProgressFn) -> Result:
+        used, limit = await self.store.quota(cmd.owner)
+        return Result(request_id=cmd.request_id, quota=QuotaInfo(used=used, limit=limit))
+
     async def set_quota(self, cmd: Command, progress: ProgressFn) -> Result:
         if not cmd.admin:
             raise BotrunnerError("only admins may change quotas", code=ErrorCode.FORBIDDEN)

@@ -25,6 +25,9 @@ COMMANDS = {
     "restart",
     "delete",
     "env",
+    "quota",
+    "backup",
+    "restore",
     "cancel",
 }
 
@@ -49,7 +52,7 @@ def test_help_lists_every_command(chat_user: Callable[..., Chat], chat_admin: Ca
     text = chat.wait("Commands").text or ""
     for command in COMMANDS:
         assert f"/{command} " in text, command
-    assert "/quota" not in text
+    assert "/system" not in text
     admin = chat_admin()
     admin.send("/help")
     text = admin.wait("Commands").text or ""
@@ -146,3 +149,18 @@ def test_cancel_without_flow(chat_user: Callable[..., Chat]) -> None:
     chat = chat_user()
     chat.send("/cancel")
     chat.wait("Nothing to cancel")
+
+
+def test_quota_reads_your_own_and_admins_read_anyones(
+    chat_user: Callable[..., Chat], chat_admin: Callable[..., Chat]
+) -> None:
+    user, admin = chat_user(), chat_admin()
+    user.send("/quota")
+    user.wait("Your bots: 0 of 3.")
+    mark = user.mark()
+    user.send(f"/quota {admin.id}")  # another user's quota is an admin's business
+    assert "FORBIDDEN" in (user.wait(after=mark).text or "")
+    admin.send(f"/quota {user.id} 5")
+    admin.wait(f"Quota of user {user.id}: 0/5 bots.")
+    admin.send(f"/quota {user.id}")
+    admin.wait(f"Quota of user {user.id}: 0/5 bots.", after=admin.mark() - 1)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from tests.fakes.telegram import FakeTelegram
 from tests.fixtures.controlbot import Chat, ControlbotProcess, deploy, example
 
 pytestmark = pytest.mark.e2e
@@ -77,26 +76,6 @@ def test_the_control_bots_own_token_is_refused(
     chat.wait("this control bot's own token", after=mark)
     assert chat.current(command).deleted
     assert "BOT_TOKEN" not in container_env(docker_client, chat, name)
-
-
-def test_a_token_used_by_another_bot_gets_a_warning(
-    chat_user: Callable[..., Chat], fake_telegram: FakeTelegram, unique_name: Callable[[str], str]
-) -> None:
-    chat = chat_user()
-    first, second = unique_name("one"), unique_name("two")
-    token = fake_telegram.new_token("shared")
-    env = f"BOT_TOKEN={token} TELEGRAM_API_URL={fake_telegram.url}"
-    assert "already used" not in (deploy(chat, first, example("echo_bot.py"), env).text or "")
-    card = deploy(chat, second, PRINT_ENV, f"BOT_TOKEN={token}")
-    assert f"BOT_TOKEN is already used by {first}" in (card.text or ""), card.text
-    assert "409 Conflict" in (card.text or "")
-    # /env setting the same token on the second bot warns too; another value does not.
-    mark = chat.mark()
-    chat.send(f"/env {second} BOT_TOKEN={token}")
-    assert f"already used by {first}" in (chat.wait("Env of", after=mark).text or "")
-    mark = chat.mark()
-    chat.send(f"/env {second} BOT_TOKEN={fake_telegram.new_token('own')}")
-    assert "already used" not in (chat.wait("Env of", after=mark).text or "")
 
 
 def test_malformed_env_command(chat_user: Callable[..., Chat], unique_name: Callable[[str], str]) -> None:

@@ -136,6 +136,8 @@ class FakeRunner:
 
     def _apply(self, cmd: Command, payload: bytes | None) -> Result:
         rid = cmd.request_id
+        if cmd.op is Op.QUOTA:
+            return Result(request_id=rid, quota=QuotaInfo(used=self._used(cmd.owner), limit=self.quota))
         if cmd.op is Op.LIST:
             bots = [b.status() for b in self.bots.values() if cmd.all_owners or b.owner == cmd.owner]
             return Result(

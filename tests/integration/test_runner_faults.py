@@ -50,7 +50,7 @@ async def test_expired_command_is_discarded(
 async def test_sigkill_between_effect_and_ack_gives_one_container(
     runner_factory: Callable[..., RunnerProcess], docker_client: docker.DockerClient, unique_name
 ) -> None:
-    rp = runner_factory(RUNNER_DEBUG_ACK_DELAY="30").start()
+    rp = runner_factory(BOTRUNNER_FAULT_ACK_DELAY="30").start()
     redis = Redis.from_url(rp.redis_url)
     try:
         client = RunnerClient(redis)
@@ -69,7 +69,7 @@ async def test_sigkill_between_effect_and_ack_gives_one_container(
         pending = await redis.xpending(keys.COMMANDS_STREAM, keys.COMMANDS_GROUP)
         assert pending["pending"] == 1  # received, never acknowledged
 
-        rp.env["RUNNER_DEBUG_ACK_DELAY"] = "0"
+        rp.env["BOTRUNNER_FAULT_ACK_DELAY"] = "0"
         rp.start()
         res = await client.wait(cmd.request_id, timeout=60)
         assert res.ok, res.error

@@ -361,6 +361,9 @@ async def test_quota_override_and_failed_start_takes_no_slot(
     res = await call(runner_client, Op.START, owner, unique_name("over"), payload=SLEEPER)
     assert res.error is not None and res.error.code is ErrorCode.QUOTA_EXCEEDED
     assert "maximum 1 bots per user" in res.error.message
+    assert (res.error.params.limit, res.error.params.used) == (1, 1)
+    res = await call(runner_client, Op.QUOTA, owner)
+    assert res.quota is not None and (res.quota.used, res.quota.limit) == (1, 1)
 
 
 async def test_set_env_restarts_with_new_values(runner_client: RunnerClient, unique_name) -> None:

@@ -152,6 +152,12 @@ def test_list_shows_states_and_quota(live: Live) -> None:
     assert [b["name"] for b in body["bots"]] == ["one", "two"]
 
 
+def test_quota(live: Live) -> None:
+    live.deploy("one")
+    assert live.run("quota").stdout.strip() == "bots: 1/3"
+    assert json.loads(live.run("--json", "quota").stdout) == {"used": 1, "limit": 3}
+
+
 def test_list_when_empty(live: Live) -> None:
     result = live.run("list")
     assert result.exit_code == 0

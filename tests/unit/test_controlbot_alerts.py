@@ -72,3 +72,22 @@ def test_alert_in_russian() -> None:
             crash(alert=True, exit_code=137, oom_killed=True, memory_limit_bytes=256 * 1024 * 1024)
         )
     assert "упал: убит: не хватило памяти (лимит 256 МБ)" in text
+
+
+def test_disk_limit_alert_says_the_limit_and_the_usage() -> None:
+    from controlbot.alerts import alert_text, should_alert
+    from controlbot.i18n import create_i18n
+    from protocol.models import Event, EventType
+
+    event = Event(
+        type=EventType.DISK_LIMIT_EXCEEDED,
+        owner=1,
+        name="filler",
+        disk_limit_bytes=5 << 20,
+        disk_used_bytes=12 << 20,
+    )
+    assert should_alert(event)
+    i18n = create_i18n()
+    with i18n.context(), i18n.use_locale("en"):
+        text = alert_text(event)
+    assert "filler" in text and "12 MB" in text and "5 MB" in text and "DISK_LIMIT_EXCEEDED" in text

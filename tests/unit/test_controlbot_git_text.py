@@ -111,9 +111,9 @@ ENTRY = Note(kind=NoteKind.ENTRYPOINT, path="main.py")
         ),
         ([Note(kind=NoteKind.DOCKERFILE_CACHED)], "ℹ️ built from its Dockerfile (cached)"),
         (
-            [ENTRY, Note(kind=NoteKind.TOKEN_SHARED, key="BOT_TOKEN", bots=["a", "b<"])],
-            "ℹ️ entry point: <code>main.py</code>\n⚠️ The value of <code>BOT_TOKEN</code> is already used by "
-            "a, b&lt;. Two bots polling one token get 409 Conflict from Telegram.",
+            [ENTRY, Note(kind=NoteKind.WEBHOOK_SET, key="BOT<TOKEN")],
+            "ℹ️ entry point: <code>main.py</code>\n⚠️ A webhook is set on the token in "
+            "<code>BOT&lt;TOKEN</code>, so a polling bot gets no updates. Remove it with the button below.",
         ),
         ([], ""),
     ],
@@ -131,7 +131,7 @@ def test_notes_in_russian() -> None:
 
 def test_every_note_kind_has_words_in_english_and_in_chat() -> None:
     for kind in NoteKind:
-        note = Note(kind=kind, path="p", count=1, key="K", bots=["x"])
+        note = Note(kind=kind, path="p", count=1, key="K")
         assert note.english() and notices.localise([note])
 
 

@@ -16,7 +16,7 @@ from runner.builds.deps import normalize, parse_pyproject, tree_dependencies
 from runner.builds.giturl import GitRefused, check_branch, check_commit, check_url, display_url, redact
 from runner.builds.pep723 import script_dependencies
 from runner.builds.repoimage import repo_context
-from runner.builds.tree import Tree, choose_entrypoint, read_tree, safe_relpath
+from runner.builds.tree import MAX_FILES, Tree, choose_entrypoint, read_tree, safe_relpath
 from runner.builds.zipsrc import read_zip
 from runner.sources import resolve_spec
 from runner.state import BotRecord
@@ -299,3 +299,14 @@ def test_hosts_on_the_runners_own_network_are_refused_unless_listed() -> None:
         check_host("https://github.com/a/b.git", ["127.0.0.1"])
     # A public literal address passes without DNS.
     check_host("https://1.1.1.1/r.git", [])
+
+
+def test_zip_folders_count_toward_the_file_limit() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("main.py", b"print(1)\n")
+        for i in range(MAX_FILES):
+            zf.writestr(zipfile.ZipInfo(f"d{i}/"), b"")
+    with pytest.raises(InvalidSource) as info:
+        read_zip(buf.getvalue(), 1 << 20)
+    assert f"{MAX_FILES} files" in info.value.message

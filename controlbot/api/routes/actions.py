@@ -55,3 +55,9 @@ async def restart_bot(ctx: Ctx, caller: Auth, bot: Bot) -> BotOut:
 async def set_env(ctx: Ctx, caller: Auth, bot: Bot, patch: EnvPatch) -> BotOut:
     env, unset = env_patch(patch)
     return result_out(await ctx.gateway.set_env(caller, bot, env, unset))
+
+
+@router.delete("/webhook", response_model=BotOut, summary="Remove the webhook on the bot's token")
+async def delete_webhook(ctx: Ctx, caller: Auth, bot: Bot) -> BotOut:
+    """A webhook on a token keeps a polling bot from getting updates; this removes it."""
+    return bot_out(await ctx.gateway.delete_webhook(caller, bot))

@@ -49,6 +49,11 @@ def container_info(attrs: dict[str, Any]) -> ContainerInfo:
     )
 
 
+def tmp_bytes(memory_bytes: int) -> int:
+    """A bot's /tmp: a quarter of its memory limit, at most 64 MiB."""
+    return min(64 << 20, max(1 << 20, memory_bytes // 4))
+
+
 def tar_files(files: dict[str, bytes], uid: int = 65534) -> bytes:
     """Files (and their parent directories) as one tar, owned by uid, for put_archive."""
     buf = io.BytesIO()
@@ -131,7 +136,8 @@ class Containers(Engine):
             environment={**spec.env, "PYTHONUNBUFFERED": "1", "DATA_DIR": "/data", "HOME": "/tmp"},
             user=NOBODY,
             read_only=True,
-            tmpfs={"/tmp": "rw,nosuid,nodev,size=64m,mode=1777"},
+            # /tmp lives in memory: its size stays within the memory limit.
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp_bytes(spec.memory_bytes)},mode=1777"},
             volumes=volumes,
             mem_limit=spec.memory_bytes,
             memswap_limit=spec.memory_bytes,  # no swap: an over-limit bot is OOM-killed, visibly
@@ -194,7 +200,11 @@ class Containers(Engine):
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(names.container_name(owner, name), force=True)
             if volumes:
-                for vol in (names.app_volume(owner, name), names.data_volume(owner, name)):
+                roles = ("data", "data-prev", "backups")
+                for vol in (
+                    names.app_volume(owner, name),
+                    *(names.bot_volume(owner, name, r) for r in roles),
+                ):
                     with contextlib.suppress(docker.errors.NotFound):
                         self.client.api.remove_volume(vol, force=True)
 
@@ -223,6 +233,8 @@ class Containers(Engine):
                 labels = vol.get("Labels") or {}
                 if labels.get(names.LABEL_INSTANCE) != self.instance:
                     continue
+                if labels.get(names.LABEL_KIND) not in ("app-volume", "data-volume"):
+                    continue  # what the bot holds itself: /app and /data, not its backups
                 try:
                     key = (int(labels[names.LABEL_OWNER]), labels[names.LABEL_BOT])
                 except (KeyError, ValueError):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import secrets
+import tarfile
 import time
 from typing import Any
 
@@ -13,7 +15,7 @@ import requests.exceptions
 
 from protocol.errors import BuildFailed
 from runner.backend import names
-from runner.backend.base import JobResult, JobSpec
+from runner.backend.base import BotMount, JobResult, JobSpec
 from runner.backend.docker.containers import LOG_CONFIG, tar_files
 from runner.backend.docker.engine import Engine
 
@@ -36,6 +38,30 @@ class Jobs(Engine):
         except docker.errors.APIError as e:  # Docker refused (no such image, bad option)
             raise BuildFailed(f"the job could not run: {e.explanation or e}") from e
 
+    def _bot_volume(self, mount: BotMount) -> str:
+        """The named volume behind a bot mount, created (labelled as the bot's) when missing."""
+        vol = names.bot_volume(mount.owner, mount.name, mount.role)
+        try:
+            self.client.volumes.get(vol)
+        except docker.errors.NotFound:
+            labels = names.base_labels(self.instance, mount.owner, mount.name)
+            self.client.volumes.create(vol, labels={**labels, names.LABEL_KIND: f"{mount.role}-volume"})
+        return vol
+
+    @staticmethod
+    def _collect(container: Any, path: str) -> bytes | None:
+        """One file out of a finished container (docker's copy API: a tar holding it)."""
+        try:
+            stream, _stat = container.get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                return None
+            f = tar.extractfile(member)
+            return f.read() if f is not None else None
+
     def _run_job(self, spec: JobSpec) -> JobResult:
         job_id = secrets.token_hex(6)
         labels = {
@@ -50,6 +76,8 @@ class Jobs(Engine):
         if scratch is not None:
             self.client.volumes.create(scratch, labels={**labels, names.LABEL_KIND: "job-volume"})
             volumes[scratch] = {"bind": spec.workdir, "mode": "rw"}
+        for mount in spec.mounts:
+            volumes[self._bot_volume(mount)] = {"bind": mount.path, "mode": "ro" if mount.read_only else "rw"}
         container: Any = None
         started = time.monotonic()
         try:
@@ -93,6 +121,7 @@ class Jobs(Engine):
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             out, cut_out = _last(container.logs(stdout=True, stderr=False), spec.max_output_bytes)
             err, cut_err = _last(container.logs(stdout=False, stderr=True), spec.max_output_bytes)
+            collected = self._collect(container, spec.collect) if spec.collect and not timed_out else None
             image = None
             if spec.commit_to and exit_code == 0 and not timed_out:
                 repo, _, tag = spec.commit_to.rpartition(":")
@@ -109,6 +138,7 @@ class Jobs(Engine):
                 truncated=cut_out or cut_err,
                 image=image,
                 duration_s=time.monotonic() - started,
+                collected=collected,
             )
         finally:
             if container is not None:

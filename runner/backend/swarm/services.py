@@ -245,7 +245,8 @@ class Services(Delivery):
                     with contextlib.suppress(docker.errors.APIError):
                         self.client.api.remove_container(c["Id"], force=True)
                 time.sleep(0.05)
-            for vol in (names.data_volume(owner, name), names.app_volume(owner, name)):
+            roles = ("data", "data-prev", "backups")  # /data, what a restore replaced, backups
+            for vol in (names.app_volume(owner, name), *(names.bot_volume(owner, name, r) for r in roles)):
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_volume(vol, force=True)
 
@@ -275,6 +276,8 @@ class Services(Delivery):
                 labels = vol.get("Labels") or {}
                 if labels.get(names.LABEL_INSTANCE) != self.instance:
                     continue
+                if labels.get(names.LABEL_KIND) not in ("app-volume", "data-volume"):
+                    continue  # what the bot holds itself: /app and /data, not its backups
                 with contextlib.suppress(KeyError, ValueError):
                     key = (int(labels[names.LABEL_OWNER]), labels[names.LABEL_BOT])
                     size = int((vol.get("UsageData") or {}).get("Size") or 0)

@@ -13,7 +13,7 @@ from typing import Any
 
 from runner.backend import names
 from runner.backend.base import NOBODY, ContainerSpec
-from runner.backend.docker.containers import LOG_CONFIG
+from runner.backend.docker.containers import LOG_CONFIG, tmp_bytes
 
 # Swarm refuses configs over 1000 KB on engine 20.10 (and 500 KB before 1.37); a file above this
 # travels in an image instead.
@@ -101,7 +101,12 @@ def service_spec(
                 "Target": "/data",
                 "VolumeOptions": {"Labels": {**base, names.LABEL_KIND: "data-volume"}},
             },
-            {"Type": "tmpfs", "Target": "/tmp", "TmpfsOptions": {"SizeBytes": 64 << 20, "Mode": 0o1777}},
+            # /tmp lives in memory: its size stays within the memory limit (as on the docker backend).
+            {
+                "Type": "tmpfs",
+                "Target": "/tmp",
+                "TmpfsOptions": {"SizeBytes": tmp_bytes(spec.memory_bytes), "Mode": 0o1777},
+            },
         ],
     }
     if spec.command is not None:

@@ -39,10 +39,11 @@ class BotApi(Store):
             "getme": lambda bot, p: bot.user,
             "deletewebhook": self._delete_webhook,
             "getwebhookinfo": lambda bot, p: {
-                "url": "",
+                "url": bot.webhook_url,
                 "has_custom_certificate": False,
                 "pending_update_count": len(bot.updates),
             },
+            "setwebhook": self._set_webhook,
             "sendmessage": self._send_message,
             "copymessage": self._copy_message,
             "sendchataction": lambda bot, p: self._chat(bot, p) and True,
@@ -69,6 +70,11 @@ class BotApi(Store):
     def _delete_webhook(self, bot: _Bot, p: JSON) -> bool:
         if _flag(p, "drop_pending_updates"):
             bot.updates.clear()
+        bot.webhook_url = ""
+        return True
+
+    def _set_webhook(self, bot: _Bot, p: JSON) -> bool:
+        bot.webhook_url = str(p.get("url") or "")
         return True
 
     def _send_message(self, bot: _Bot, p: JSON) -> JSON:
@@ -234,6 +240,8 @@ class BotApi(Store):
                     if offset < 0
                     else [u for u in bot.updates if u["update_id"] >= offset]
                 )
+            if bot.webhook_url:  # Telegram refuses getUpdates while a webhook is set
+                raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
             if bot.poller is not None:  # like Telegram, the newer request wins and the older gets 409
                 bot.terminated.add(bot.poller)
                 bot.stats.conflicts += 1
@@ -250,7 +258,12 @@ class BotApi(Store):
                     if ticket in bot.terminated:
                         raise ApiError(409, CONFLICT)
                     if bot.updates or self._closing:
-                        return copy.deepcopy(bot.updates[:limit])
+                        batch = copy.deepcopy(bot.updates[:limit])
+                        now = time.time()
+                        for u in batch:
+                            if (m := u.get("message")) is not None:
+                                bot.delivered.setdefault((m["chat"]["id"], m["message_id"]), now)
+                        return batch
                 if (remaining := deadline - time.monotonic()) <= 0:
                     return []
                 await self._changes.wait(seen, remaining)

@@ -152,6 +152,11 @@ class _Bot:
     poller: object | None = None  # the newest getUpdates in flight
     terminated: set[object] = field(default_factory=set)
     stats: PollStats = field(default_factory=PollStats)
+    # Wall-clock times for benchmarks: when each call arrived, and when each message update was
+    # first handed to a poller (keyed by chat id and message id).
+    call_times: list[tuple[float, str]] = field(default_factory=list)
+    delivered: dict[tuple[int, int], float] = field(default_factory=dict)
+    webhook_url: str = ""  # set: getUpdates answers 409, as Telegram does while a webhook is active
 
 
 def _private_chat(user: JSON) -> JSON:

@@ -16,7 +16,6 @@ from aiohttp import web
 from tests.fakes.telegram.methods import BotApi
 from tests.fakes.telegram.models import JSON, MAX_UPLOAD, ApiError, Message, PollStats, _Upload
 from tests.fakes.telegram.parsing import _json
-from tests.fakes.telegram.store import _TOKEN_RE
 from tests.fakes.telegram.users import FakeUser
 
 T = TypeVar("T")
@@ -101,9 +100,27 @@ class FakeTelegram(BotApi):
     # ---- test-side API ---------------------------------------------------------------------------------
 
     def new_token(self, name: str = "bot") -> str:
-        """A token no other test uses: ``<unique id>:TEST-<name>-<n>``."""
+        """A token no other test uses, shaped like a real one (protocol.rules.BOT_TOKEN_RE):
+        ``<unique id>:TEST-<name>-<n>xxx…``. Telegram knows it; see ``know``."""
         n = next(self._ids)
-        return f"{7_000_000_000 + n}:TEST-{name}-{n}"
+        secret = f"TEST-{name}-{n}-".ljust(32, "x")[:50]
+        token = f"{7_000_000_000 + n}:{secret}"
+        self.know(token)
+        return token
+
+    def know(self, token: str) -> None:
+        """Make ``token`` one Telegram knows: calls with any other token answer 401 Unauthorized."""
+        with self._lock:
+            self._known.add(token)
+
+    def set_webhook(self, token: str, url: str) -> None:
+        """Put a webhook on ``token`` (as setWebhook would): getWebhookInfo shows it, polling gets 409."""
+        with self._lock:
+            self._state(token).webhook_url = url
+
+    def webhook(self, token: str) -> str:
+        with self._lock:
+            return self._state(token).webhook_url
 
     def user(
         self,
@@ -171,6 +188,16 @@ class FakeTelegram(BotApi):
         """Parameters of every call of ``method`` (case-insensitive), JSON fields decoded."""
         with self._lock:
             return [copy.copy(p) for m, p in self._state(token).calls if m == method.lower()]
+
+    def call_times(self, token: str) -> list[tuple[float, str]]:
+        """(wall-clock arrival, method) of every call in order; file downloads show as "download"."""
+        with self._lock:
+            return list(self._state(token).call_times)
+
+    def delivered_at(self, token: str, message: Message) -> float | None:
+        """Wall-clock time getUpdates first handed the update of a user's message to the bot."""
+        with self._lock:
+            return self._state(token).delivered.get((message.chat_id, message.message_id))
 
     def poll_stats(self, token: str) -> PollStats:
         with self._lock:
@@ -261,10 +288,11 @@ class FakeTelegram(BotApi):
         try:
             params = await self._params(request)
             with self._lock:
-                if token in self._revoked:
+                if token in self._revoked or token not in self._known:
                     raise ApiError(401, "Unauthorized")
                 bot = self._state(token)
                 bot.calls.append((method, params))
+                bot.call_times.append((time.time(), method))
                 if failures := bot.failures.get(method):
                     raise failures.pop(0)
                 if method != "getupdates":
@@ -302,9 +330,11 @@ class FakeTelegram(BotApi):
         with self._lock:
             file = self._files.get(request.match_info["path"])
             known = (
-                _TOKEN_RE.match(request.match_info["token"])
+                request.match_info["token"] in self._known
                 and request.match_info["token"] not in self._revoked
             )
         if file is None or not known:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        with self._lock:
+            self._state(request.match_info["token"]).call_times.append((time.time(), "download"))
         return web.Response(body=file.data, content_type=file.mime_type)

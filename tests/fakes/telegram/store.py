@@ -71,6 +71,9 @@ class Store:
         self._users: dict[int, JSON] = {}
         self._files: dict[str, File] = {}  # by file_id and by file_path
         self._revoked: set[str] = set()
+        # Tokens Telegram knows (issued by new_token or registered with know); any other gets 401,
+        # as a token @BotFather never issued does.
+        self._known: set[str] = set()
         self._ids = itertools.count(1)
         self._closing = False
 
