@@ -89,8 +89,6 @@ class Settings(BaseSettings):
     runner_backend: Literal["docker", "swarm"] = "docker"
     runner_registry: str | None = None
     runner_placement: Annotated[list[str], NoDecode] = []
-    # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
-    runner_debug_ack_delay: float = Field(0.0, ge=0)
 
     @field_validator(
         "git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", "runner_placement", mode="before"
