@@ -31,11 +31,17 @@ class SwarmBackend(Services, SwarmEvents, SwarmStats, Jobs):
     egress_guard: EgressGuard | None = None
 
     @property
+    def _overlay(self) -> bool:
+        return self.network_mode not in _BUILTIN_NETWORKS
+
+    @property
     def egress(self) -> str:
+        if self._overlay:  # the guard's rules are for bridges; overlay traffic leaves elsewhere
+            return "open (swarm overlay: no egress guard; use host firewalls)"
         return self.egress_guard.describe if self.egress_guard is not None else "open"
 
     async def guard_egress(self) -> None:
-        if self.egress_guard is not None:
+        if self.egress_guard is not None and not self._overlay:
             await self.egress_guard.ensure()
 
     async def version(self) -> str:
@@ -73,6 +79,11 @@ class SwarmBackend(Services, SwarmEvents, SwarmStats, Jobs):
             labels={names.LABEL_MANAGED: "true", names.LABEL_INSTANCE: self.instance},
         )
         log.info("created overlay network %s for bots", self.network_mode)
+        log.warning(
+            "swarm: bots on the overlay %s can reach each other, and no egress guard applies to it "
+            "(docs/backends.md)",
+            self.network_mode,
+        )
 
 
 __all__ = ["SWARM_NETWORK", "ClusterError", "SwarmBackend"]
