@@ -82,8 +82,17 @@ class Settings(BaseSettings):
     runner_keep_backups: int = Field(3, ge=1)
     runner_backup_check_interval: float = Field(600.0, gt=0)  # how often daily backups fall due
     git_max_repo_bytes: str = "100m"
+    # The engine backend (issue 11): docker on one host, or a Docker Swarm driven from a manager.
+    # swarm: RUNNER_REGISTRY (host[:port], e.g. 127.0.0.1:5000) is where bot images are pushed so
+    # any node can pull them; without it only a one-node swarm works. RUNNER_PLACEMENT: Swarm
+    # placement constraints for every bot, comma-separated (node.labels.botrunner==true).
+    runner_backend: Literal["docker", "swarm"] = "docker"
+    runner_registry: str | None = None
+    runner_placement: Annotated[list[str], NoDecode] = []
 
-    @field_validator("git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", mode="before")
+    @field_validator(
+        "git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", "runner_placement", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -48,6 +48,8 @@ class BotRecord(BaseModel):
     backup_daily: bool = False  # keep RUNNER_KEEP_BACKUPS daily archives of /data
     last_backup_at: float | None = None
     container_id: str | None = None
+    # Swarm: the node holding the bot's /data volume; its service is pinned there (node.id).
+    node: str | None = None
     request_id: str  # the command that last set the code or env: makes redelivery idempotent
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)

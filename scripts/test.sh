@@ -43,9 +43,27 @@ find_python() {
 }
 
 REDIS_DIR=""
+SWARM_CREATED=""
+SWARM_LOCK=/var/tmp/botrunner-swarm.lock
+# shellcheck disable=SC2317  # called by the trap below
+leave_swarm() {
+  # Only a swarm this run made, and only when no other run holds the shared lock (other checkouts
+  # on this engine may be running the swarm tests): they leave it as it is.
+  [ -n "$SWARM_CREATED" ] && [ "${BOTRUNNER_TEST_KEEP_SWARM:-0}" != 1 ] || return 0
+  exec 8>&- 2>/dev/null || true
+  if command -v flock >/dev/null && ! flock -n -x "$SWARM_LOCK" true 2>/dev/null; then
+    echo "scripts/test.sh: another run uses the swarm; leaving it up" >&2
+    return 0
+  fi
+  docker swarm leave --force >/dev/null 2>&1 || true
+  # `swarm leave` leaves docker_gwbridge behind.
+  docker network rm docker_gwbridge >/dev/null 2>&1 || true
+  echo "left the one-node swarm this run made"
+}
 # shellcheck disable=SC2317  # called by the trap below
 cleanup() {
   local pid
+  leave_swarm
   if [ -n "$REDIS_DIR" ] && [ -f "$REDIS_DIR/redis.pid" ]; then
     pid=$(cat "$REDIS_DIR/redis.pid")
     kill "$pid" 2>/dev/null || true
@@ -64,6 +82,7 @@ missing=()
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v git >/dev/null || missing+=(git)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v docker-registry >/dev/null || missing+=(docker-registry)  # the swarm tests' loopback registry
 if [ ${#missing[@]} -eq 0 ]; then
   echo "all present"
 elif is_root && command -v apt-get >/dev/null; then
@@ -117,6 +136,25 @@ if ! docker_answers; then
   unlock
 fi
 echo "Docker $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+
+# The swarm backend's tests need a swarm manager: a one-node swarm on loopback. Initialising one
+# does not disturb plain containers. Every run holds a shared lock on it while it runs.
+if command -v flock >/dev/null; then
+  { exec 8>>"$SWARM_LOCK"; } 2>/dev/null && flock -s 8 || true
+fi
+lock /var/tmp/botrunner-swarm-init.lock
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
+  if [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ]; then
+    die "this engine is a swarm worker; the swarm tests need a manager (docker swarm leave, or run on a manager)"
+  fi
+  docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 >/dev/null \
+    || die "docker swarm init failed"
+  SWARM_CREATED=1
+  echo "made this engine a one-node swarm (left again at the end)"
+else
+  echo "swarm manager: yes"
+fi
+unlock
 
 step "4/6 Redis"
 if [ -n "${BOTRUNNER_TEST_REDIS_URL:-}" ]; then

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.runner",
     "tests.fixtures.git_server",
     "tests.fixtures.controlbot",
+    "tests.fixtures.swarm",
 ]

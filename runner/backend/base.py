@@ -37,6 +37,8 @@ class ContainerSpec:
     # False for an image that carries its code (a bot's own Dockerfile): no /app volume, no files,
     # and the image's WORKDIR.
     app_volume: bool = True
+    # Swarm: the node that holds the bot's /data (from its record), so it runs there again.
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ContainerInfo:
     restart_count: int
     image: str
     request_id: str | None
+    node: str | None = None  # Swarm: the node its /data is pinned to; None on one engine
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,9 @@ class Backend(Protocol):
 
     async def engine_id(self) -> str:
         """A stable id of the engine (docker info's ID), so two runners can tell they share one."""
+
+    async def node_count(self) -> int:
+        """The nodes bots can run on: 1 for one engine; the ready swarm nodes under swarm."""
 
     async def prepare(self) -> None:
         """Create what bots need once (their network). Idempotent."""

@@ -67,6 +67,7 @@ class OperationsBase:
             memory_bytes=self.limits.memory_bytes,
             cpu=self.limits.cpu,
             pids=self.limits.pids,
+            node=rec.node,
         )
 
     async def deploy(self, rec: BotRecord, files: dict[str, bytes] | None = None) -> None:
@@ -77,8 +78,9 @@ class OperationsBase:
                 raise InvalidSource("the bot's code is lost; update it with a new file")
             files = unpack_files(blob)
         info = await self.backend.deploy(self._spec(rec, files), start=rec.desired is Desired.RUNNING)
-        if rec.container_id != info.id:
+        if rec.container_id != info.id or (info.node and rec.node != info.node):
             rec.container_id = info.id
+            rec.node = info.node or rec.node  # swarm: where its /data lives, kept for a redeploy
             await self.store.save(rec)
 
     async def _ensure_running(self, rec: BotRecord) -> None:

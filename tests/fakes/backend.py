@@ -143,6 +143,10 @@ class FakeBackend:
         await self._enter("engine_id")
         return self.engine
 
+    async def node_count(self) -> int:
+        await self._enter("node_count")
+        return 1
+
     async def prepare(self) -> None:
         await self._enter("prepare")
 

@@ -1,4 +1,4 @@
-"""The Backend contract, asserted alike on FakeBackend and on DockerBackend against real Docker,
+"""The Backend contract, asserted alike on FakeBackend, DockerBackend and SwarmBackend (real Docker),
 so the fake the worker-logic tests lean on cannot drift from the engine it stands for."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from runner.backend.base import Backend, ContainerSpec, DockerEvent
 from runner.backend.docker import DockerBackend
+from runner.backend.swarm import SwarmBackend
 from tests.fakes.backend import STOPPED_EXIT, FakeBackend
 from tests.fixtures.services import TEST_LABEL
 from tests.integration.helpers import eventually
@@ -36,11 +37,18 @@ class Driver:
     printed: Callable[[int, str, str], None]
 
 
-@pytest.fixture(params=["fake", "docker"])
+@pytest.fixture(params=["fake", "docker", "swarm"])
 async def driver(request: pytest.FixtureRequest, test_session_id: str) -> AsyncIterator[Driver]:
     if request.param == "fake":
         fake = FakeBackend(restart_max=0)
         yield Driver(fake, "botrunner-test/python:bookworm", lambda o, n, line: fake.say(o, n, line))
+        return
+    if request.param == "swarm":
+        request.getfixturevalue("swarm_manager")
+        # Services need a network Swarm knows; overlays use private ranges, so host.
+        swarm = SwarmBackend(instance=f"{test_session_id}-contract-sw", network_mode="host", restart_max=0)
+        await swarm.prepare()
+        yield Driver(swarm, request.getfixturevalue("base_image"), lambda o, n, line: None)
         return
     # An instance of its own: the session's runner must not take these containers for its bots.
     backend = DockerBackend(instance=f"{test_session_id}-contract", network_mode="none", restart_max=0)
@@ -142,3 +150,4 @@ async def test_lifecycle_basics(driver: Driver) -> None:
 async def test_an_engine_id_and_a_version(driver: Driver) -> None:
     assert await driver.backend.engine_id()
     assert await driver.backend.version()
+    assert await driver.backend.node_count() >= 1

@@ -39,5 +39,8 @@ class DockerBackend(Containers, Images, Jobs, Events, Stats):
         data = await self._call(lambda: self.client.info())
         return str(data.get("ID", ""))
 
+    async def node_count(self) -> int:
+        return 1
+
 
 __all__ = ["DockerBackend"]
