@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     UNAUTHORIZED = "UNAUTHORIZED"  # HTTP API: missing, wrong or revoked token
     INTERNAL = "INTERNAL"
+    # builds in the sandbox (#10): a repository's own Dockerfile refused by RUNNER_DOCKERFILE_POLICY
+    DOCKERFILE_NOT_ALLOWED = "DOCKERFILE_NOT_ALLOWED"
 
 
 class ErrorParams(BaseModel):

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
     git_max_repo_bytes: str = "100m"
+    # Builds in the bots' sandbox (#10): who may build a repository's own Dockerfile; the image
+    # clones run in (empty: the runner's own image when it runs in a container, else one built
+    # once); the limits of pip and clone job containers.
+    runner_dockerfile_policy: Literal["admins", "everyone", "off"] = "admins"
+    runner_tools_image: str | None = None
+    runner_build_cpu_limit: float = Field(1.0, gt=0)
+    runner_build_pids_limit: int = Field(256, ge=32)
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 

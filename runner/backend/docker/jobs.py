@@ -29,6 +29,20 @@ def _last(data: bytes, limit: int) -> tuple[bytes, bool]:
     return (data[-limit:], True) if len(data) > limit else (data, False)
 
 
+def _collect(container: Any, path: str, limit: int) -> tuple[bytes | None, bool]:
+    """The tar of path in the stopped container (its volume still mounted), up to limit bytes."""
+    try:
+        stream, _stat = container.get_archive(path)
+    except docker.errors.NotFound:
+        return None, False
+    buf = bytearray()
+    for chunk in stream:
+        buf += chunk
+        if len(buf) > limit:
+            return None, True
+    return bytes(buf), False
+
+
 class Jobs(Engine):
     async def run_job(self, spec: JobSpec) -> JobResult:
         try:
@@ -44,8 +58,9 @@ class Jobs(Engine):
             **spec.labels,
             names.LABEL_KIND: "job",  # never mistaken for a bot by events or reconciliation
         }
-        # A read-only root refuses put_archive, so the files go into a scratch volume.
-        scratch = f"botrunner-job-{job_id}" if spec.files and spec.read_only else None
+        # A read-only root refuses put_archive, so the files go into a scratch volume; with a
+        # writable root too, so that a committed job never carries its input files.
+        scratch = f"botrunner-job-{job_id}" if spec.files else None
         volumes: dict[str, dict[str, str]] = {}
         if scratch is not None:
             self.client.volumes.create(scratch, labels={**labels, names.LABEL_KIND: "job-volume"})
@@ -93,6 +108,9 @@ class Jobs(Engine):
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             out, cut_out = _last(container.logs(stdout=True, stderr=False), spec.max_output_bytes)
             err, cut_err = _last(container.logs(stdout=False, stderr=True), spec.max_output_bytes)
+            archive, cut_archive = None, False
+            if spec.collect and exit_code == 0 and not timed_out:
+                archive, cut_archive = _collect(container, spec.collect, spec.collect_max_bytes)
             image = None
             if spec.commit_to and exit_code == 0 and not timed_out:
                 repo, _, tag = spec.commit_to.rpartition(":")
@@ -106,8 +124,9 @@ class Jobs(Engine):
                 stderr=err,
                 timed_out=timed_out,
                 oom_killed=oom,
-                truncated=cut_out or cut_err,
+                truncated=cut_out or cut_err or cut_archive,
                 image=image,
+                archive=archive,
                 duration_s=time.monotonic() - started,
             )
         finally:
