@@ -18,6 +18,7 @@ from protocol.models import Desired, RunnerHealth
 from runner.backend.base import Backend, BuildLimits
 from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
+from runner.builds.gitcheck import check_git_egress
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
@@ -82,6 +83,8 @@ class Runner:
                 self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
             ),
             asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
+            # builds in the sandbox: a private git host allowed but blocked by the guard is named once
+            asyncio.create_task(asyncio.to_thread(check_git_egress, self.settings), name="git-egress-check"),
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)

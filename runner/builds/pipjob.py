@@ -81,17 +81,19 @@ def pip_job(runtime: str, deps: list[str], tag: str, limits: PipLimits) -> JobSp
     )
 
 
-def pip_log(result: JobResult) -> str:
-    """stdout then stderr: pip prints what it did on stdout and the error on stderr."""
+def pip_log(result: JobResult, deps: list[str]) -> str:
+    """What ran, then stdout and stderr: pip prints what it did on stdout, the error on stderr."""
+    head = f"$ pip install -r requirements.txt  # {len(deps)} requirement(s), as uid 65534\n"
+    head += "".join(f"#   {d}\n" for d in deps[:50])
     out = result.stdout.decode("utf-8", "replace").rstrip()
     err = result.stderr.decode("utf-8", "replace").rstrip()
-    return "\n".join(part for part in (out, err) if part)[-MAX_LOG_BYTES:]
+    return "\n".join(part for part in (head, out, err) if part)[-MAX_LOG_BYTES:]
 
 
 async def install(backend: Backend, runtime: str, deps: list[str], tag: str, limits: PipLimits) -> str:
     """Run pip for deps and commit the result as tag; BuildFailed with pip's log otherwise."""
     result = await backend.run_job(pip_job(runtime, deps, tag, limits))
-    detail = pip_log(result)
+    detail = pip_log(result, deps)
     if result.timed_out:
         raise BuildFailed(
             f"installing the dependencies took longer than {int(limits.timeout)} s", detail=detail

@@ -113,3 +113,16 @@ def test_a_clones_tar_is_read_like_a_tree() -> None:
     assert tree.executables == {"run.sh"} and tree.dropped_links == ["leak"]
     with pytest.raises(InvalidSource, match="larger than"):
         extract_tree(_tar([(_member("repo/big"), b"x" * 2048)]), 1024)
+
+
+def test_private_git_hosts_need_an_egress_exception() -> None:
+    from runner.builds.gitcheck import clones_are_guarded, missing_egress
+    from runner.settings import Settings
+
+    s = Settings(git_allowed_hosts=["127.0.0.1", "localhost"], runner_egress_allow=[])
+    assert clones_are_guarded(s)
+    assert "127.0.0.1 (127.0.0.1)" in missing_egress(s)
+    s = Settings(git_allowed_hosts=["127.0.0.1"], runner_egress_allow=["127.0.0.0/8"])
+    assert missing_egress(s) == []
+    assert not clones_are_guarded(Settings(runner_network_mode="host"))
+    assert not clones_are_guarded(Settings(runner_build_network="host"))
