@@ -28,7 +28,10 @@ from runner.builds.giturl import GitFailed, display_url, redact
 from runner.builds.tree import MAX_FILES, Tree, read_tree, safe_relpath
 
 WORKDIR = "/work"
-DEST = f"{WORKDIR}/repo"
+# The scratch volume's root belongs to root; a directory copied in with the script belongs to the
+# job's user, so git can create the clone in it.
+OUT = "out"
+DEST = f"{WORKDIR}/{OUT}/repo"
 SCRIPT = "clone.py"
 # tar headers and padding: at most about 1.5 KB a file on top of the files themselves.
 _TAR_SLACK = (MAX_FILES + 100) * 1536
@@ -54,7 +57,7 @@ def clone_job(
         image=image,
         command=["python3", f"{WORKDIR}/{SCRIPT}"],
         env=env,
-        files={SCRIPT: Path(clone_script.__file__).read_bytes()},
+        files={SCRIPT: Path(clone_script.__file__).read_bytes(), f"{OUT}/.keep": b""},
         workdir=WORKDIR,
         memory_bytes=memory_bytes,
         cpu=cpu,

@@ -16,12 +16,12 @@ from protocol.errors import BuildFailed
 from runner.backend import names
 from runner.backend.base import Backend, JobResult, JobSpec
 
-# The requirements file lives in the job's scratch volume (a volume, so it is never committed).
-WORKDIR = "/botrunner-build"
-REQUIREMENTS = "requirements.txt"
+VENV = "/opt/venv"
+# Where the requirements file is copied: the venv belongs to 65534, who can remove it again.
+WORKDIR = VENV
+REQUIREMENTS = "botrunner-requirements.txt"
 # pip's own output with a blank prefix stripped: what the BUILD_FAILED detail carries.
 MAX_LOG_BYTES = 256_000
-VENV = "/opt/venv"
 PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Part of the cache key: a change of how dependencies are installed gives new tags.
 RECIPE = "pip-job-v1"
@@ -42,17 +42,10 @@ def requirements_text(deps: list[str]) -> str:
 
 def pip_job(runtime: str, deps: list[str], tag: str, limits: PipLimits) -> JobSpec:
     """The job that installs deps into the runtime's venv and is committed as tag."""
-    command = [
-        f"{VENV}/bin/pip",
-        "install",
-        "--no-cache-dir",
-        "--no-input",
-        "--progress-bar",
-        "off",
-        "--disable-pip-version-check",
-        "-r",
-        f"{WORKDIR}/{REQUIREMENTS}",
-    ]
+    pip = f"{VENV}/bin/pip install --no-cache-dir --no-input --progress-bar off --disable-pip-version-check"
+    # The file is in the container's own layer (docker creates the workdir at create time, and
+    # put_archive writes there); removing it keeps it out of the committed image.
+    command = ["/bin/sh", "-c", f'{pip} -r "$1" && rm -f "$1"', "pip-job", f"{WORKDIR}/{REQUIREMENTS}"]
     # Sdists build in /tmp: a tmpfs within the memory limit, gone with the job, never committed.
     tmp_size = max(64 << 20, limits.memory_bytes // 2)
     return JobSpec(

@@ -79,7 +79,7 @@ def test_the_pip_job_is_sandboxed_and_committed() -> None:
     assert spec.user == "65534:65534" and not spec.read_only and spec.network == "botrunner-bots"
     assert spec.commit_to == "botrunner/deps:abc" and spec.pids == 256 and spec.timeout == 60
     assert spec.commit_config["User"] == "65534:65534" and spec.commit_config["WorkingDir"] == "/app"
-    assert spec.files == {"requirements.txt": b"tomli==2.0.1\n"}
+    assert spec.files == {"botrunner-requirements.txt": b"tomli==2.0.1\n"}
 
 
 def _tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:

@@ -58,9 +58,9 @@ class Jobs(Engine):
             **spec.labels,
             names.LABEL_KIND: "job",  # never mistaken for a bot by events or reconciliation
         }
-        # A read-only root refuses put_archive, so the files go into a scratch volume; with a
-        # writable root too, so that a committed job never carries its input files.
-        scratch = f"botrunner-job-{job_id}" if spec.files else None
+        # A read-only root refuses put_archive, so the files go into a scratch volume. (Not with a
+        # writable root: a volume would be declared in a committed image's config.)
+        scratch = f"botrunner-job-{job_id}" if spec.files and spec.read_only else None
         volumes: dict[str, dict[str, str]] = {}
         if scratch is not None:
             self.client.volumes.create(scratch, labels={**labels, names.LABEL_KIND: "job-volume"})
