@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -29,6 +30,26 @@ def _last(data: bytes, limit: int) -> tuple[bytes, bool]:
     return (data[-limit:], True) if len(data) > limit else (data, False)
 
 
+def _wait(container: Any, timeout: float, cancelled: threading.Event) -> tuple[bool, int]:
+    """(timed out, exit code): wait in slices, so that a cancelled caller is noticed; the job is
+    killed at its timeout or on cancellation."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or cancelled.is_set():
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+            container.wait(timeout=30)
+            return True, -1
+        try:
+            status = container.wait(timeout=max(0.1, min(1.0, left)))
+            return False, int(status.get("StatusCode", -1))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as e:
+            # docker-py's read timeout; a real outage raises past here.
+            if not isinstance(e, requests.exceptions.ReadTimeout) and "timed out" not in str(e):
+                raise
+
+
 def _collect(container: Any, path: str, limit: int) -> tuple[bytes | None, bool]:
     """The tar of path in the stopped container (its volume still mounted), up to limit bytes."""
     try:
@@ -46,11 +67,13 @@ def _collect(container: Any, path: str, limit: int) -> tuple[bytes | None, bool]
 class Jobs(Engine):
     async def run_job(self, spec: JobSpec) -> JobResult:
         try:
-            return await self._call(self._run_job, spec)
+            # A daemon thread: a long pip or clone job never holds up the runner's shutdown; when
+            # the caller is cancelled, the job is killed and removed at the next second.
+            return await self._daemon(lambda cancelled: self._run_job(spec, cancelled), "job")
         except docker.errors.APIError as e:  # Docker refused (no such image, bad option)
             raise BuildFailed(f"the job could not run: {e.explanation or e}") from e
 
-    def _run_job(self, spec: JobSpec) -> JobResult:
+    def _run_job(self, spec: JobSpec, cancelled: threading.Event) -> JobResult:
         job_id = secrets.token_hex(6)
         labels = {
             names.LABEL_MANAGED: "true",
@@ -92,18 +115,9 @@ class Jobs(Engine):
             if spec.files:
                 container.put_archive(spec.workdir, tar_files(spec.files, _uid(spec.user)))
             container.start()
-            timed_out = False
-            try:
-                status = container.wait(timeout=spec.timeout)
-                exit_code = int(status.get("StatusCode", -1))
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as e:
-                # docker-py's read timeout; a real outage raises past here.
-                if not isinstance(e, requests.exceptions.ReadTimeout) and "timed out" not in str(e):
-                    raise
-                timed_out, exit_code = True, -1
-                with contextlib.suppress(docker.errors.APIError):
-                    container.kill()
-                container.wait(timeout=30)
+            timed_out, exit_code = _wait(container, spec.timeout, cancelled)
+            if cancelled.is_set():
+                raise BuildFailed("the job was cancelled: the runner is shutting down")
             container.reload()
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             out, cut_out = _last(container.logs(stdout=True, stderr=False), spec.max_output_bytes)
