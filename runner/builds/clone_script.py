@@ -17,10 +17,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 EXIT_GIT = 2  # git failed: its stderr follows on our stderr
 EXIT_TOO_LARGE = 3
 EXIT_NO_COMMIT = 4
+EXIT_TIMEOUT = 5  # GIT_CLONE_TIMEOUT, counted from the script's start (not the container's)
 
 
 def tree_bytes(root: str) -> int:
@@ -33,26 +35,36 @@ def tree_bytes(root: str) -> int:
 
 
 class Clone:
-    def __init__(self, dest: str, max_bytes: int) -> None:
+    def __init__(self, dest: str, max_bytes: int, timeout: float) -> None:
         self.dest, self.max_bytes = dest, max_bytes
+        self.deadline = time.monotonic() + timeout
         self.too_large = threading.Event()
+        self.too_slow = threading.Event()
         self.proc: subprocess.Popen[str] | None = None
         self.done = threading.Event()
         threading.Thread(target=self.watch, daemon=True).start()
 
     def watch(self) -> None:
-        """Kill git once the tree outgrows the cap; the job's timeout bounds the time."""
+        """Kill git once the tree outgrows the cap or the time is up."""
         while not self.done.wait(0.2):
-            if tree_bytes(self.dest) > self.max_bytes:
+            if time.monotonic() > self.deadline:
+                self.too_slow.set()
+            elif tree_bytes(self.dest) > self.max_bytes:
                 self.too_large.set()
+            if self.too_slow.is_set() or self.too_large.is_set():
                 if self.proc is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(self.proc.pid, signal.SIGKILL)
                 return
 
-    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def stop_if_over(self) -> None:
+        if self.too_slow.is_set():
+            sys.exit(EXIT_TIMEOUT)
         if self.too_large.is_set():
             sys.exit(EXIT_TOO_LARGE)
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        self.stop_if_over()
         proc = subprocess.Popen(
             ["git", *args],
             stdout=subprocess.PIPE,
@@ -63,8 +75,7 @@ class Clone:
         )
         self.proc = proc
         out, err = proc.communicate()
-        if self.too_large.is_set():
-            sys.exit(EXIT_TOO_LARGE)
+        self.stop_if_over()
         if check and proc.returncode != 0:
             sys.stderr.write(err)
             sys.exit(EXIT_GIT)
@@ -75,7 +86,7 @@ def main() -> None:
     req = json.loads(os.environ["BOTRUNNER_CLONE"])
     url, dest = str(req["url"]), str(req["dest"])
     branch, commit = req.get("branch"), req.get("commit")
-    c = Clone(dest, int(req["max_bytes"]))
+    c = Clone(dest, int(req["max_bytes"]), float(req["timeout"]))
     if commit is not None and len(commit) == 40:
         # One commit by its full sha, shallow: the server must allow it (protocol v2 does).
         c.git("init", "-q", dest)

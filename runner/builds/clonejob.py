@@ -33,6 +33,7 @@ WORKDIR = "/work"
 OUT = "out"
 DEST = f"{WORKDIR}/{OUT}/repo"
 SCRIPT = "clone.py"
+JOB_GRACE_S = 30.0
 # tar headers and padding: at most about 1.5 KB a file on top of the files themselves.
 _TAR_SLACK = (MAX_FILES + 100) * 1536
 
@@ -51,7 +52,14 @@ def clone_job(
     pids: int,
     network: str | None,
 ) -> JobSpec:
-    request = {"url": url, "dest": DEST, "branch": branch, "commit": commit, "max_bytes": max_bytes}
+    request = {
+        "url": url,
+        "dest": DEST,
+        "branch": branch,
+        "commit": commit,
+        "max_bytes": max_bytes,
+        "timeout": timeout,
+    }
     env = {**git_env(schemes), "HOME": "/tmp", "BOTRUNNER_CLONE": json.dumps(request)}
     return JobSpec(
         image=image,
@@ -63,7 +71,8 @@ def clone_job(
         cpu=cpu,
         pids=pids,
         network=network,
-        timeout=timeout,
+        # The script keeps GIT_CLONE_TIMEOUT itself; this backstop adds the container's start.
+        timeout=timeout + JOB_GRACE_S,
         labels={names.LABEL_KIND: "job"},
         collect=DEST,
         collect_max_bytes=max_bytes + _TAR_SLACK,
@@ -125,7 +134,7 @@ async def clone_in_job(
     except BuildFailed as e:  # the engine refused the job (no such image, bad option)
         raise GitFailed(f"the clone could not start: {redact(str(e), url)}") from None
     stderr = result.stderr.decode("utf-8", "replace")
-    if result.timed_out:
+    if result.timed_out or result.exit_code == clone_script.EXIT_TIMEOUT:
         raise GitFailed(f"the clone took longer than {timeout:g} s")
     if result.exit_code == clone_script.EXIT_TOO_LARGE or (result.exit_code == 0 and result.truncated):
         raise GitFailed(too_large(max_bytes))
