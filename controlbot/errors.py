@@ -157,6 +157,7 @@ def _runner_sentence(exc: BotrunnerError) -> str:
         ErrorCode.EXPIRED: _("The request waited too long and was dropped; nothing was done. Try again."),
         ErrorCode.TIMEOUT: _("The runner did not answer in time. Check /status {name} shortly."),
         ErrorCode.FORBIDDEN: _("You are not allowed to do that."),
+        ErrorCode.DOCKERFILE_NOT_ALLOWED: _("The Dockerfile was refused: {msg}"),
     }
     template = simple.get(
         code, _("Something went wrong on the runner. Try again; if it keeps happening, tell an admin.")

@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     TOKEN_IN_USE = "TOKEN_IN_USE"  # another hosted bot already polls with this token
     # A bot over BOT_DISK_LIMIT is stopped (and a start of one still over it refused).
     DISK_LIMIT_EXCEEDED = "DISK_LIMIT_EXCEEDED"
+    # builds in the sandbox (#10): a repository's own Dockerfile refused by RUNNER_DOCKERFILE_POLICY
+    DOCKERFILE_NOT_ALLOWED = "DOCKERFILE_NOT_ALLOWED"
 
 
 class ErrorParams(BaseModel):

@@ -18,6 +18,7 @@ from protocol.models import Desired, RunnerHealth
 from runner.backend.base import Backend, BuildLimits
 from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
+from runner.builds.gitcheck import check_git_egress
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.conflicts import ConflictWatch
 from runner.disk import DiskWatch
@@ -104,6 +105,8 @@ class Runner:
                     ("daily backups", self.settings.runner_backup_check_interval, self._daily_backups),
                 )
             ),
+            # builds in the sandbox: a private git host allowed but blocked by the guard is named once
+            asyncio.create_task(asyncio.to_thread(check_git_egress, self.settings), name="git-egress-check"),
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)

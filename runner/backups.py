@@ -38,6 +38,7 @@ def _job(
     *,
     files: dict[str, bytes] | None = None,
     collect: str | None = None,
+    collect_max_bytes: int = 0,
 ) -> JobSpec:
     return JobSpec(
         image=image,
@@ -47,14 +48,16 @@ def _job(
         network=None,  # an archive needs no network
         files=files or {},
         collect=collect,
+        collect_max_bytes=collect_max_bytes + (1 << 20),  # the tar the engine wraps it in
         read_only=collect is None,  # a collected file is written in the job's own layer
     )
 
 
-def archive_job(image: str, owner: int, name: str, timeout: float) -> JobSpec:
-    """/data (read only) into one .tar.gz, collected from the job's scratch directory."""
+def archive_job(image: str, owner: int, name: str, timeout: float, max_bytes: int) -> JobSpec:
+    """/data (read only) into one .tar.gz in the job's own layer, collected when it is done."""
     data = BotMount(owner, name, "data", "/data", read_only=True)
-    return _job(image, f"tar -C /data -czf {ARCHIVE} .", [data], timeout, collect=ARCHIVE)
+    cmd = f"tar -C /data -czf {ARCHIVE} ."
+    return _job(image, cmd, [data], timeout, collect=ARCHIVE, collect_max_bytes=max_bytes)
 
 
 def restore_job(image: str, owner: int, name: str, archive: bytes, timeout: float) -> JobSpec:
@@ -96,6 +99,17 @@ def list_job(image: str, owner: int, name: str, timeout: float) -> JobSpec:
     mounts = [BotMount(owner, name, "backups", "/app", read_only=True)]
     script = 'cd /app && for f in *.tar.gz; do [ -e "$f" ] && stat -c \'%s %Y %n\' "$f"; done; true'
     return _job(image, script, mounts, timeout)
+
+
+def archived_file(tar_bytes: bytes | None) -> bytes:
+    """The one file a job's collected path holds (the engine hands a path over as a tar). Only
+    read from memory: this is the runner's own job's output, and nothing is written to disk."""
+    if not tar_bytes:
+        return b""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        member = tar.next()
+        f = tar.extractfile(member) if member is not None and member.isfile() else None
+        return f.read() if f is not None else b""
 
 
 def parse_list(output: bytes) -> list[tuple[str, int, float]]:

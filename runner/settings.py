@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     runner_backend: Literal["docker", "swarm"] = "docker"
     runner_registry: str | None = None
     runner_placement: Annotated[list[str], NoDecode] = []
+    # Builds in the bots' sandbox (#10): who may build a repository's own Dockerfile; the image
+    # clones run in (empty: the runner's own image when it runs in a container, else one built
+    # once); the limits of pip and clone job containers.
+    runner_dockerfile_policy: Literal["admins", "everyone", "off"] = "admins"
+    runner_tools_image: str | None = None
+    runner_build_cpu_limit: float = Field(1.0, gt=0)
+    runner_build_pids_limit: int = Field(256, ge=32)
 
     @field_validator(
         "git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", "runner_placement", mode="before"

@@ -8,16 +8,15 @@ import io
 import logging
 import re
 import tarfile
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from protocol.errors import BotrunnerError, InvalidSource
+from protocol.errors import BotrunnerError, ErrorCode, InvalidSource
 from protocol.models import Note, NoteKind, SourceInfo, SourceKind, SourceSpec, Stage
 from runner.builds.cache import ImageCache
+from runner.builds.clonejob import clone_in_job, clone_job
 from runner.builds.deps import normalize, tree_dependencies
-from runner.builds.gitclone import Checkout, clone
+from runner.builds.gitclone import Checkout
 from runner.builds.giturl import (
     GitFailed,
     GitRefused,
@@ -29,9 +28,10 @@ from runner.builds.giturl import (
     redact,
 )
 from runner.builds.pep723 import script_dependencies
-from runner.builds.progress import LOG_CTX, ProgressFn, ThreadProgress
+from runner.builds.progress import LOG_CTX, ProgressFn
 from runner.builds.repoimage import DOCKERFILE
-from runner.builds.tree import Tree, choose_entrypoint, read_tree, safe_relpath
+from runner.builds.tools import ToolsImage
+from runner.builds.tree import Tree, choose_entrypoint, safe_relpath
 from runner.builds.zipsrc import read_zip
 from runner.settings import Settings
 from runner.state import BotRecord
@@ -129,6 +129,20 @@ def resolve_spec(source: SourceSpec | None, pull: bool, previous: BotRecord | No
     )
 
 
+def check_policy(policy: str, admin: bool) -> None:
+    """RUNNER_DOCKERFILE_POLICY: refuse a repository's own Dockerfile before anything is built."""
+    if policy == "everyone" or (policy == "admins" and admin):
+        return
+    who = "for admins only" if policy == "admins" else "for nobody"
+    raise BotrunnerError(
+        f"the repository has a {DOCKERFILE}, and this runner builds a repository's own "
+        f"{DOCKERFILE} {who} (RUNNER_DOCKERFILE_POLICY={policy}). An admin can allow it; "
+        f"or remove the {DOCKERFILE} to run the bot on the shared runtime",
+        code=ErrorCode.DOCKERFILE_NOT_ALLOWED,
+        field="source",
+    )
+
+
 def deps_note(deps: list[str], cached: bool) -> Note:
     return Note(kind=NoteKind.DEPS_CACHED if cached else NoteKind.DEPS_INSTALLED, count=len(deps))
 
@@ -140,6 +154,13 @@ class Sources:
         self.settings = settings
         self.images = images
         self.runtime = runtime
+        self.tools = ToolsImage(
+            images.backend,
+            configured=settings.runner_tools_image,
+            base=settings.runner_base_image,
+            ca_bundle=settings.runner_ca_bundle,
+            limits=images.limits,
+        )
 
     async def prepare(
         self,
@@ -149,20 +170,26 @@ class Sources:
         *,
         prefer: tuple[str, ...] = (),
         ctx: str = "",
+        admin: bool = False,
     ) -> Prepared:
         """prefer: entry points to try before the defaults (the one a pulled bot ran before);
-        ctx: who asked, for the log lines."""
+        ctx: who asked, for the log lines; admin: whether the sender is one (Dockerfile policy)."""
         token = LOG_CTX.set(ctx)
         try:
-            return await self._prepare(spec, payload, progress, prefer)
+            return await self._prepare(spec, payload, progress, prefer, admin)
         finally:
             LOG_CTX.reset(token)
 
     async def _prepare(
-        self, spec: SourceSpec, payload: bytes | None, progress: ProgressFn, prefer: tuple[str, ...]
+        self,
+        spec: SourceSpec,
+        payload: bytes | None,
+        progress: ProgressFn,
+        prefer: tuple[str, ...],
+        admin: bool,
     ) -> Prepared:
         if spec.kind is SourceKind.GIT:
-            return await self._git(spec, progress, prefer)
+            return await self._git(spec, progress, prefer, admin)
         assert payload is not None
         if spec.kind is SourceKind.ZIP:
             if len(payload) > self.settings.runner_max_source_bytes:
@@ -171,7 +198,7 @@ class Sources:
             tree = await asyncio.to_thread(read_zip, payload, self.settings.max_repo_bytes)
             name = (spec.filename or "bot.zip").rsplit("/", 1)[-1][:200]
             info = SourceInfo(kind=SourceKind.ZIP, filename=name, sha256=hashlib.sha256(payload).hexdigest())
-            return await self._tree(tree, spec, info, progress, prefer)
+            return await self._tree(tree, spec, info, progress, prefer, admin)
         return await self._file(spec, payload, progress)
 
     async def _file(self, spec: SourceSpec, data: bytes, progress: ProgressFn) -> Prepared:
@@ -184,7 +211,9 @@ class Sources:
         info = prepared.info.model_copy(update={"dependencies": deps})
         return replace(prepared, image=image, info=info, notes=(deps_note(deps, cached),))
 
-    async def _git(self, spec: SourceSpec, progress: ProgressFn, prefer: tuple[str, ...]) -> Prepared:
+    async def _git(
+        self, spec: SourceSpec, progress: ProgressFn, prefer: tuple[str, ...], admin: bool
+    ) -> Prepared:
         if not spec.git_url:
             raise GitRefused("a git deploy needs the repository's URL", field="git_url")
         s = self.settings
@@ -197,9 +226,8 @@ class Sources:
         ctx = LOG_CTX.get()
         log.info("cloning %s branch=%s commit=%s %s", shown, branch or "(default)", commit or "(head)", ctx)
         await progress(Stage.CLONING, f"cloning {shown}")
-        bridge = ThreadProgress(progress, Stage.CLONING)
         try:
-            checkout, tree = await bridge.run(self._clone, url, branch, commit, bridge)
+            checkout, tree = await self._clone(url, branch, commit)
         except BotrunnerError:
             raise
         except Exception as e:  # its text may carry the URL: log and report it redacted, no traceback
@@ -213,34 +241,48 @@ class Sources:
             commit=checkout.commit,
             commit_subject=checkout.subject,
         )
-        return replace(await self._tree(tree, spec, info, progress, prefer), git_url=url)
+        return replace(await self._tree(tree, spec, info, progress, prefer, admin), git_url=url)
 
-    def _clone(
-        self, url: str, branch: str | None, commit: str | None, bridge: ThreadProgress
-    ) -> tuple[Checkout, Tree]:
+    async def _clone(self, url: str, branch: str | None, commit: str | None) -> tuple[Checkout, Tree]:
+        """In a sandboxed job container (clonejob.py), never in this process."""
         s = self.settings
-        with tempfile.TemporaryDirectory(prefix="botrunner-git-") as tmp:
-            dest = Path(tmp) / "repo"
-            checkout = clone(
-                url,
-                dest,
-                branch=branch,
-                commit=commit,
-                schemes=s.git_allowed_schemes,
-                timeout=s.git_clone_timeout,
-                max_bytes=s.max_repo_bytes,
-                on_progress=bridge.emit,
-                cancelled=bridge.cancelled,
-            )
-            return checkout, read_tree(dest, s.max_repo_bytes)
+        spec = clone_job(
+            await self.tools.get(),
+            url,
+            branch=branch,
+            commit=commit,
+            schemes=s.git_allowed_schemes,
+            timeout=s.git_clone_timeout,
+            max_bytes=s.max_repo_bytes,
+            memory_bytes=s.build_memory_bytes,
+            cpu=s.runner_build_cpu_limit,
+            pids=s.runner_build_pids_limit,
+            network=s.runner_build_network or s.runner_network_mode,
+        )
+        return await clone_in_job(
+            self.images.backend,
+            spec,
+            url,
+            branch=branch,
+            commit=commit,
+            timeout=s.git_clone_timeout,
+            max_bytes=s.max_repo_bytes,
+        )
 
     async def _tree(
-        self, tree: Tree, spec: SourceSpec, info: SourceInfo, progress: ProgressFn, prefer: tuple[str, ...]
+        self,
+        tree: Tree,
+        spec: SourceSpec,
+        info: SourceInfo,
+        progress: ProgressFn,
+        prefer: tuple[str, ...],
+        admin: bool,
     ) -> Prepared:
         """A repository or an unpacked .zip: its own Dockerfile, or its dependencies and /app files."""
         links = len(tree.dropped_links)
         notes = [Note(kind=NoteKind.SYMLINKS_IGNORED, count=links)] if links else []
         if DOCKERFILE in tree.files:
+            check_policy(self.settings.runner_dockerfile_policy, admin)
             # The image decides how it starts (its CMD/ENTRYPOINT); it may not even have `python`.
             image, cached = await self.images.repo_image(tree, progress)
             notes.insert(0, Note(kind=NoteKind.DOCKERFILE_CACHED if cached else NoteKind.DOCKERFILE_BUILT))

@@ -135,8 +135,10 @@ class JobSpec:
     commit_config: dict[str, object] = field(default_factory=dict)
     max_output_bytes: int = 64 * 1024  # of stdout and of stderr each; the last bytes are kept
     mounts: list[BotMount] = field(default_factory=list)
-    # A file the job wrote (an absolute path, e.g. in workdir), read back after it ended.
+    # After exit 0: this path (under workdir, so on the scratch volume) as a tar, read before the
+    # job is removed; over collect_max_bytes it is dropped (JobResult.archive None, truncated).
     collect: str | None = None
+    collect_max_bytes: int = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ class JobResult:
     truncated: bool = False  # stdout or stderr lost its beginning to max_output_bytes
     image: str | None = None  # the committed image's id, with commit_to
     duration_s: float = 0.0
-    collected: bytes | None = None  # the file named by JobSpec.collect, when the job wrote it
+    archive: bytes | None = None  # the tar of spec.collect
 
 
 class Backend(Protocol):
@@ -226,6 +228,14 @@ class Backend(Protocol):
     ) -> None:
         """Build context as tag, unless tag exists. on_line gets each log line, from any thread.
         Raises BuildFailed (its detail the log's tail). Cancelling the caller cancels the build."""
+
+    async def container_image(self, ref: str) -> str | None:
+        """The image (as named at create) of any container by id or name; None if there is none.
+        The runner asks it of its own container, to run clone jobs from its own image."""
+
+    async def image_onbuild(self, ref: str) -> list[str] | None:
+        """The ONBUILD triggers of an image, pulled first when it is not local (as a build would);
+        None when it can be neither pulled nor inspected."""
 
     async def image_usage(self, repos: tuple[str, ...]) -> dict[str, int]:
         """Tag -> bytes removing it would free (size less shared layers), for tags in repos."""

@@ -10,11 +10,13 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from protocol import keys
-from protocol.errors import BuildFailed
+from protocol.errors import BuildFailed, InvalidSource
 from protocol.models import Stage
 from runner.backend.base import Backend, BuildContext, BuildLimits
-from runner.builds.deps import deps_context, deps_tag
+from runner.builds.deps import deps_tag
+from runner.builds.dockerfile_check import check_dockerfile
 from runner.builds.images import ensure_image
+from runner.builds.pipjob import PipLimits, install
 from runner.builds.progress import LOG_CTX, ProgressFn, ThreadProgress
 from runner.builds.prune import prune, remove_leftovers
 from runner.builds.repoimage import repo_context, repo_tag
@@ -50,31 +52,70 @@ class ImageCache:
     def limits(self) -> BuildLimits:
         s = self.settings
         return BuildLimits(
-            network=s.runner_build_network, timeout=s.runner_build_timeout, memory_bytes=s.build_memory_bytes
+            network=s.runner_build_network or s.runner_network_mode,
+            timeout=s.runner_build_timeout,
+            memory_bytes=s.build_memory_bytes,
+        )
+
+    @property
+    def pip_limits(self) -> PipLimits:
+        s = self.settings
+        return PipLimits(
+            network=s.runner_build_network or s.runner_network_mode,
+            timeout=s.runner_build_timeout,
+            memory_bytes=s.build_memory_bytes,
+            cpu=s.runner_build_cpu_limit,
+            pids=s.runner_build_pids_limit,
         )
 
     async def deps_image(self, runtime: str, deps: list[str], progress: ProgressFn) -> tuple[str, bool]:
         """(tag, cached): the runtime image plus deps; pip runs only for a set never built."""
         tag = await deps_tag(self.backend, runtime, deps)
         async with self._locks.setdefault(tag, asyncio.Lock()):
-            if not await self.backend.image_exists(tag):
+            cached = await self.backend.image_exists(tag)
+            if not cached:
                 await progress(Stage.INSTALLING, f"installing {len(deps)} dependencies")
                 log.info(
                     "dependencies: pip install of %d package(s) into %s %s", len(deps), tag, LOG_CTX.get()
                 )
-            bridge = _Bridge(progress, Stage.INSTALLING, _PIP_PREFIXES)
-            cached = await self._build(bridge, deps_context(runtime, deps), tag)
+                try:
+                    pip_out = await install(self.backend, runtime, deps, tag, self.pip_limits)
+                except BuildFailed:
+                    self._spawn_prune()
+                    raise
+                bridge = _Bridge(progress, Stage.INSTALLING, _PIP_PREFIXES)
+                for line in pip_out.splitlines()[-3:]:
+                    bridge.on_line(line)  # the outcome ("Successfully installed ...") as progress
+                await bridge.flush()
+                self._spawn_prune()
+            await self.redis.hset(keys.IMAGE_CACHE, tag, str(time.time()))
         log.info("dependencies: %s %s %s", "cached" if cached else "built", tag, LOG_CTX.get())
         return tag, cached
 
     async def repo_image(self, tree: Tree, progress: ProgressFn) -> tuple[str, bool]:
         """(tag, cached): the image of a repository's own Dockerfile."""
-        await progress(Stage.BUILDING, "building the repository's Dockerfile")
         ctx = repo_context(tree)
+        await self.check_dockerfile(ctx.dockerfile)
+        await progress(Stage.BUILDING, "building the repository's Dockerfile")
         tag = repo_tag(ctx)
         cached = await self._build(_Bridge(progress, Stage.BUILDING, ("Step ",)), ctx, tag)
         log.info("repository image: %s %s %s", "cached" if cached else "built", tag, LOG_CTX.get())
         return tag, cached
+
+    async def check_dockerfile(self, text: str) -> None:
+        """Refuse what the legacy builder would do outside the sandbox (dockerfile_check.py)."""
+        plan = await asyncio.to_thread(check_dockerfile, text)
+        for base in plan.bases:
+            triggers = await self.backend.image_onbuild(base)
+            if triggers is None:
+                raise InvalidSource(
+                    f"Dockerfile: the base image {base!r} could not be pulled or inspected", field="source"
+                )
+            if triggers:
+                raise InvalidSource(
+                    f"Dockerfile: the base image {base!r} has ONBUILD triggers, which are not allowed",
+                    field="source",
+                )
 
     async def _build(self, bridge: _Bridge, ctx: BuildContext, tag: str) -> bool:
         """Build (or find) tag and record its use; True when it was cached."""

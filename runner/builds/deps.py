@@ -1,7 +1,8 @@
 """A bot's declared dependencies, normalised, and the image that has them installed.
 
-The dependency image is `FROM <runtime image>` plus one pip install into its venv, tagged by a
-hash of the runtime image and the normalised dependency set. The bot's code is not in it, so a
+The dependency image is the runtime image plus one pip install into its venv, run in a sandboxed
+job container and committed (runner/builds/pipjob.py), tagged by a hash of the runtime image and
+the normalised dependency set. The bot's code is not in it, so a
 second bot with the same set, or a code-only update, starts without running pip.
 """
 
@@ -12,17 +13,11 @@ import tomllib
 from protocol.errors import InvalidSource
 from runner.backend.base import Backend, BuildContext
 from runner.builds.images import DEPS_REPO, base_image_id, digest
+from runner.builds.pipjob import RECIPE, requirements_text
 from runner.builds.tree import Tree, safe_relpath
 
 MAX_DEPENDENCIES = 200
 MAX_INCLUDES = 10
-
-_DOCKERFILE = """\
-FROM {runtime}
-COPY requirements.txt /tmp/botrunner-requirements.txt
-RUN pip install --no-cache-dir --no-input --progress-bar off -r /tmp/botrunner-requirements.txt \\
-    && rm /tmp/botrunner-requirements.txt
-"""
 
 
 def check_requirement(req: str, where: str) -> str:
@@ -92,12 +87,11 @@ def tree_dependencies(tree: Tree) -> tuple[list[str], str | None]:
     return [], None
 
 
-def deps_context(runtime_image: str, deps: list[str]) -> BuildContext:
-    text = "".join(f"{d}\n" for d in deps)
-    return BuildContext(_DOCKERFILE.format(runtime=runtime_image), {"requirements.txt": text.encode()})
+def deps_key(deps: list[str]) -> BuildContext:
+    """What the cache key covers besides the runtime image: how pip runs, and the set."""
+    return BuildContext(RECIPE, {"requirements.txt": requirements_text(deps).encode()})
 
 
 async def deps_tag(backend: Backend, runtime_image: str, deps: list[str]) -> str:
     """The cache key: the runtime image's id and the dependency set."""
-    ctx = deps_context(runtime_image, deps)
-    return f"{DEPS_REPO}:{digest(ctx, await base_image_id(backend, runtime_image))}"
+    return f"{DEPS_REPO}:{digest(deps_key(deps), await base_image_id(backend, runtime_image))}"

@@ -15,6 +15,8 @@ from runner.backend.base import Backend, BuildContext, BuildLimits
 RUNTIME_REPO = "botrunner/runtime"
 DEPS_REPO = "botrunner/deps"
 REPO_REPO = "botrunner/repo"
+# The image clone jobs run from, when the runner builds it (tools.py); never pruned.
+TOOLS_REPO = "botrunner/tools"
 # Images in these repositories are a cache shared by every bot (and every test session).
 CACHE_REPOS = (RUNTIME_REPO, DEPS_REPO, REPO_REPO)
 

@@ -10,11 +10,14 @@ from runner.builds.images import RUNTIME_REPO, base_image_id, ca_lines, digest, 
 
 # A venv, so the same Dockerfile works on the official python image and on Debian's python
 # (which refuses system-wide pip installs, PEP 668). /app and /data belong to the bot's user so
-# the volumes mounted there start writable for it.
+# the volumes mounted there start writable for it. /opt/venv belongs to it too, in the same layer
+# (no copy of the venv): dependency sets are installed into it by pip running as 65534 in a job
+# container (pipjob.py); bots' roots are read-only, so they cannot change it.
 _DOCKERFILE = """\
 FROM {base}
 {ca}ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade {packages}
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade {packages} \
+    && chown -R 65534:65534 /opt/venv
 ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 DATA_DIR=/data
 RUN mkdir -p /app /data && chown 65534:65534 /app /data
 WORKDIR /app

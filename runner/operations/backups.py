@@ -46,10 +46,10 @@ class BackupOps(OperationsBase):
                 for f, size, ts in backups.parse_list(done.stdout)
             ]
             return Result(request_id=cmd.request_id, backups=entries)
-        done = await self._job(backups.archive_job(image, rec.owner, rec.name, JOB_TIMEOUT_S), "backup")
-        data = done.collected or b""
         cap = self.settings.max_backup_bytes
-        if len(data) > cap:
+        done = await self._job(backups.archive_job(image, rec.owner, rec.name, JOB_TIMEOUT_S, cap), "backup")
+        data = backups.archived_file(done.archive)
+        if len(data) > cap or (done.archive is None and done.truncated):
             raise BotrunnerError(
                 f"the archive of /data is {len(data) >> 20} MB, over the limit of {cap >> 20} MB",
                 code=ErrorCode.INVALID_INPUT,

@@ -111,4 +111,4 @@ class OperationsBase:
         payload = await self._payload(cmd) if spec.kind in (SourceKind.FILE, SourceKind.ZIP) else None
         prefer = (previous.entrypoint,) if previous is not None and previous.entrypoint else ()
         ctx = f"owner={cmd.owner} bot={cmd.name} request={cmd.request_id}"
-        return await self.sources.prepare(spec, payload, progress, prefer=prefer, ctx=ctx)
+        return await self.sources.prepare(spec, payload, progress, prefer=prefer, ctx=ctx, admin=cmd.admin)

@@ -237,7 +237,7 @@ def test_a_failing_dependency_install_shows_the_build_log(
     doc = chat.wait(lambda m: m.document is not None, after=mark)
     assert doc.document is not None and doc.document.file_name == f"{name}-build.txt"
     assert missing.encode() in doc.document.data and b"\x1b[" not in doc.document.data
-    assert b"Step 1/" in doc.document.data  # the whole build log, not only its tail
+    assert b"$ pip install -r requirements.txt" in doc.document.data  # the whole log, not its tail
     assert "Build log of" in (doc.caption or "")
     assert_nothing_deployed(chat, docker_client, name)
 

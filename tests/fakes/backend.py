@@ -300,6 +300,14 @@ class FakeBackend:
         self.images[tag] = f"sha256:{len(self.images):064x}"
         self.image_sizes[tag] = len(context.dockerfile) + sum(len(b) for b in context.files.values())
 
+    async def container_image(self, ref: str) -> str | None:
+        await self._enter("container_image")
+        return None
+
+    async def image_onbuild(self, ref: str) -> list[str] | None:
+        await self._enter("image_onbuild")
+        return [] if ref in self.images else None
+
     async def image_usage(self, repos: tuple[str, ...]) -> dict[str, int]:
         await self._enter("image_usage")
         prefixes = tuple(f"{r}:" for r in repos)

@@ -244,7 +244,7 @@ async def test_sigterm_during_a_long_build_exits_in_bounded_time(
     try:
         spec = SourceSpec(kind=SourceKind.GIT, git_url=git_server.git_url(repo))
         await RunnerClient(client).submit(
-            Command(op=Op.START, owner=owner_id(), name=unique_name("slow"), source=spec)
+            Command(op=Op.START, owner=owner_id(), name=unique_name("slow"), source=spec, admin=True)
         )
 
         def building() -> list[Any]:

@@ -121,6 +121,32 @@ class Images(Engine):
             raise BuildFailed("the image build produced no image", detail=tail(logs))
         log.info("built %s in %.1f s", tag, time.monotonic() - started)
 
+    async def container_image(self, ref: str) -> str | None:
+        def run() -> str | None:
+            try:
+                attrs = self.client.api.inspect_container(ref)
+            except docker.errors.NotFound:
+                return None
+            return str((attrs.get("Config") or {}).get("Image") or "") or None
+
+        return await self._call(run)
+
+    async def image_onbuild(self, ref: str) -> list[str] | None:
+        def run() -> list[str] | None:
+            try:
+                image = self.client.images.get(ref)
+            except docker.errors.ImageNotFound:
+                try:  # the legacy builder would pull it; pull it now so that it can be inspected
+                    repo, _, tag = ref.rpartition(":") if ":" in ref.rpartition("/")[2] else (ref, "", "")
+                    self.client.images.pull(repo, tag=tag or "latest")
+                    image = self.client.images.get(ref)
+                except docker.errors.APIError as e:
+                    log.info("cannot inspect the base image %s: %s", ref, e)
+                    return None
+            return [str(t) for t in (image.attrs.get("Config") or {}).get("OnBuild") or []]
+
+        return await self._call(run)
+
     async def image_usage(self, repos: tuple[str, ...]) -> dict[str, int]:
         def run() -> dict[str, int]:
             out: dict[str, int] = {}

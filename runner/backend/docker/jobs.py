@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import secrets
-import tarfile
+import threading
 import time
 from typing import Any
 
@@ -31,10 +30,46 @@ def _last(data: bytes, limit: int) -> tuple[bytes, bool]:
     return (data[-limit:], True) if len(data) > limit else (data, False)
 
 
+def _wait(container: Any, timeout: float, cancelled: threading.Event) -> tuple[bool, int]:
+    """(timed out, exit code): wait in slices, so that a cancelled caller is noticed; the job is
+    killed at its timeout or on cancellation."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or cancelled.is_set():
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+            container.wait(timeout=30)
+            return True, -1
+        try:
+            status = container.wait(timeout=max(0.1, min(1.0, left)))
+            return False, int(status.get("StatusCode", -1))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as e:
+            # docker-py's read timeout; a real outage raises past here.
+            if not isinstance(e, requests.exceptions.ReadTimeout) and "timed out" not in str(e):
+                raise
+
+
+def _collect(container: Any, path: str, limit: int) -> tuple[bytes | None, bool]:
+    """The tar of path in the stopped container (its volume still mounted), up to limit bytes."""
+    try:
+        stream, _stat = container.get_archive(path)
+    except docker.errors.NotFound:
+        return None, False
+    buf = bytearray()
+    for chunk in stream:
+        buf += chunk
+        if len(buf) > limit:
+            return None, True
+    return bytes(buf), False
+
+
 class Jobs(Engine):
     async def run_job(self, spec: JobSpec) -> JobResult:
         try:
-            return await self._call(self._run_job, spec)
+            # A daemon thread: a long pip or clone job never holds up the runner's shutdown; when
+            # the caller is cancelled, the job is killed and removed at the next second.
+            return await self._daemon(lambda cancelled: self._run_job(spec, cancelled), "job")
         except docker.errors.APIError as e:  # Docker refused (no such image, bad option)
             raise BuildFailed(f"the job could not run: {e.explanation or e}") from e
 
@@ -48,21 +83,7 @@ class Jobs(Engine):
             self.client.volumes.create(vol, labels={**labels, names.LABEL_KIND: f"{mount.role}-volume"})
         return vol
 
-    @staticmethod
-    def _collect(container: Any, path: str) -> bytes | None:
-        """One file out of a finished container (docker's copy API: a tar holding it)."""
-        try:
-            stream, _stat = container.get_archive(path)
-        except docker.errors.NotFound:
-            return None
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            if member is None or not member.isfile():
-                return None
-            f = tar.extractfile(member)
-            return f.read() if f is not None else None
-
-    def _run_job(self, spec: JobSpec) -> JobResult:
+    def _run_job(self, spec: JobSpec, cancelled: threading.Event) -> JobResult:
         job_id = secrets.token_hex(6)
         labels = {
             names.LABEL_MANAGED: "true",
@@ -70,7 +91,8 @@ class Jobs(Engine):
             **spec.labels,
             names.LABEL_KIND: "job",  # never mistaken for a bot by events or reconciliation
         }
-        # A read-only root refuses put_archive, so the files go into a scratch volume.
+        # A read-only root refuses put_archive, so the files go into a scratch volume. (Not with a
+        # writable root: a volume would be declared in a committed image's config.)
         scratch = f"botrunner-job-{job_id}" if spec.files and spec.read_only else None
         volumes: dict[str, dict[str, str]] = {}
         if scratch is not None:
@@ -105,23 +127,16 @@ class Jobs(Engine):
             if spec.files:
                 container.put_archive(spec.workdir, tar_files(spec.files, _uid(spec.user)))
             container.start()
-            timed_out = False
-            try:
-                status = container.wait(timeout=spec.timeout)
-                exit_code = int(status.get("StatusCode", -1))
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as e:
-                # docker-py's read timeout; a real outage raises past here.
-                if not isinstance(e, requests.exceptions.ReadTimeout) and "timed out" not in str(e):
-                    raise
-                timed_out, exit_code = True, -1
-                with contextlib.suppress(docker.errors.APIError):
-                    container.kill()
-                container.wait(timeout=30)
+            timed_out, exit_code = _wait(container, spec.timeout, cancelled)
+            if cancelled.is_set():
+                raise BuildFailed("the job was cancelled: the runner is shutting down")
             container.reload()
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             out, cut_out = _last(container.logs(stdout=True, stderr=False), spec.max_output_bytes)
             err, cut_err = _last(container.logs(stdout=False, stderr=True), spec.max_output_bytes)
-            collected = self._collect(container, spec.collect) if spec.collect and not timed_out else None
+            archive, cut_archive = None, False
+            if spec.collect and exit_code == 0 and not timed_out:
+                archive, cut_archive = _collect(container, spec.collect, spec.collect_max_bytes)
             image = None
             if spec.commit_to and exit_code == 0 and not timed_out:
                 repo, _, tag = spec.commit_to.rpartition(":")
@@ -135,10 +150,10 @@ class Jobs(Engine):
                 stderr=err,
                 timed_out=timed_out,
                 oom_killed=oom,
-                truncated=cut_out or cut_err,
+                truncated=cut_out or cut_err or cut_archive,
                 image=image,
+                archive=archive,
                 duration_s=time.monotonic() - started,
-                collected=collected,
             )
         finally:
             if container is not None:
