@@ -294,7 +294,7 @@ def test_dockerfile_shape() -> None:
     assert "COPY --from=builder /opt/venv /opt/venv" in text
     assert re.search(r"^USER 10001", text, re.M), "runs as non-root"
     assert re.search(r"^HEALTHCHECK ", text, re.M)
-    assert re.search(r"apt-get install[^\n]*\bgit\b", text), "GitPython needs git"
+    assert re.search(r"apt-get install[^\n]*\bgit\b", text), "clone jobs run git from the runner's own image"
 
 
 def test_dockerignore_keeps_the_context_small_but_complete() -> None:
