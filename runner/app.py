@@ -6,19 +6,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from redis.asyncio import Redis
 
-from protocol import keys
+from protocol import heartbeats, keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
 from runner.backend.base import Backend, BuildLimits
 from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
+from runner.cluster import Leadership, peer_conflict
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
 from runner.reconcile import reconcile
@@ -65,6 +67,43 @@ class Runner:
         self.docker_ok: bool | None = None
         self._probed = asyncio.Event()
         self._bg: set[asyncio.Task[None]] = set()
+        self.engine_id: str | None = None
+        self._runtime_ready = asyncio.Event()
+        # Once per cluster, in the runner holding the leader lease (runner/cluster.py).
+        self.leadership = Leadership(
+            self.redis,
+            settings.runner_id,
+            settings.runner_claim_idle_ms,
+            {
+                "docker-events": lambda: self.watcher.run(self.stopping),
+                "reconcile": self._lead_reconcile,
+                "stats": lambda: self._every(self.settings.runner_stats_interval, self._sample),
+            },
+        )
+
+    @property
+    def backend_name(self) -> str:
+        # RUNNER_BACKEND arrives with the swarm backend; until then every runner is docker.
+        return str(getattr(self.settings, "runner_backend", "docker"))
+
+    async def _join(self) -> None:
+        """Refuse, with one line, to share a Redis with runners of another engine."""
+        try:
+            self.engine_id = await asyncio.wait_for(self.backend.engine_id(), DOCKER_PROBE_TIMEOUT_S)
+        except Exception as e:  # Docker down at start: nothing to compare yet; the probe reports it
+            log.warning("could not read the engine's id: %s", e)
+            return
+        conflict = await peer_conflict(
+            self.redis,
+            runner_id=self.settings.runner_id,
+            instance=self.settings.runner_instance,
+            backend=self.backend_name,
+            engine_id=self.engine_id,
+        )
+        if conflict:
+            log.error("%s", conflict)
+            print(conflict, file=sys.stderr)
+            raise SystemExit(2)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,15 +112,16 @@ class Runner:
         loop.set_default_executor(ThreadPoolExecutor(self.settings.runner_threads, "runner-io"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self._join()
+        except SystemExit:
+            await self.redis.aclose()
+            raise
         background = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._probe_docker(), name="docker-probe"),
             asyncio.create_task(self._runtime_image(), name="runtime-image"),
-            asyncio.create_task(self.watcher.run(self.stopping), name="docker-events"),
-            asyncio.create_task(
-                self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
-            ),
-            asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
+            asyncio.create_task(self.leadership.run(), name="leadership"),
         ]
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
@@ -95,7 +135,8 @@ class Runner:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await self.redis.delete(keys.HEARTBEAT)
+            with contextlib.suppress(Exception):
+                await heartbeats.leave(self.redis, self.settings.runner_id)
             await self.redis.aclose()
             log.info("runner stopped")
 
@@ -116,8 +157,12 @@ class Runner:
                 docker_ok=bool(self.docker_ok),
                 docker_version=self.docker_version,
                 egress=self.backend.egress,
+                backend=self.backend_name,
+                engine_id=self.engine_id,
+                instance=self.settings.runner_instance,
+                leader=self.leadership.leading,
             )
-            await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
+            await heartbeats.beat(self.redis, health)
         except Exception as e:  # redis.ConnectionError and friends: keep beating
             log.warning("heartbeat failed: %s", e)
 
@@ -129,7 +174,7 @@ class Runner:
             except Exception:  # unavailable, timed out, or an error answer: not usable either way
                 ok = False
             changed = ok is not self.docker_ok
-            if ok and self.docker_ok is False:
+            if ok and self.docker_ok is False and self.leadership.leading:
                 log.info("docker answers again; reconciling")
                 task = asyncio.create_task(self._reconcile(full=True))
                 self._bg.add(task)
@@ -159,7 +204,7 @@ class Runner:
                 )
                 log.info("runtime image %s ready", tag)
                 self.runtime.set(tag)
-                await self._reconcile(full=True)
+                self._runtime_ready.set()  # the leader's first (full) reconcile waits for it
                 return
             except BotrunnerError as e:
                 log.error("runtime image not ready: %s; retrying in %.0f s", e, delay)
@@ -179,13 +224,20 @@ class Runner:
             await (
                 self.backend.guard_egress()
             )  # repairs rules someone flushed; drops them once the network is gone
-            fixed = await reconcile(self.ops, self.worker.locks, full=full)
+            fixed = await reconcile(self.ops, self.worker.scheduler.bot, full=full)
             if fixed:
                 log.info("reconciliation fixed %d bot(s)", fixed)
         except (BotrunnerError, OSError) as e:
             log.warning("reconciliation skipped: %s", e)
         except Exception:
             log.exception("reconciliation failed")
+
+    async def _lead_reconcile(self) -> None:
+        """A new leader reconciles fully once the runtime image is there (it may have taken over
+        from a dead one mid-outage), then periodically."""
+        await self._runtime_ready.wait()
+        await self._reconcile(full=True)
+        await self._every(self.settings.runner_reconcile_interval, self._reconcile)
 
     async def _sample(self) -> None:
         """Resource use, sampled off the request path, all running bots in one sweep."""

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
     git_max_repo_bytes: str = "100m"
+    # Fair share: commands of one owner in progress at once (more wait in that owner's queue), and
+    # image builds at once (a pool of their own, so quick commands never wait behind a build).
+    runner_max_inflight_per_user: int = Field(2, ge=1)
+    runner_build_concurrency: int = Field(2, ge=1)
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 

@@ -101,7 +101,8 @@ async def test_restart_of_runner_neither_stops_nor_duplicates_and_brings_back_lo
 
         # The runner stops gracefully; the bots keep running without it.
         assert rp.stop(signal.SIGTERM, timeout=30) == 0
-        assert await redis.get(keys.HEARTBEAT) is None
+        assert await redis.get(keys.heartbeat(rp.env["RUNNER_ID"])) is None
+        assert await redis.zscore(keys.RUNNERS, rp.env["RUNNER_ID"]) is None
         kept.reload()
         assert kept.status == "running"
         # Behind its back: one container is removed, as by `docker rm -f`.
