@@ -186,7 +186,13 @@ async def test_check_flag_follows_the_heartbeat(runner_factory: Callable[..., Ru
     rp = runner_factory()
 
     def check() -> int:
-        env = {**os.environ, "REDIS_URL": rp.redis_url, "PYTHONPATH": str(REPO)}
+        # --check looks at this runner's own heartbeat: the same RUNNER_ID.
+        env = {
+            **os.environ,
+            "REDIS_URL": rp.redis_url,
+            "RUNNER_ID": rp.env["RUNNER_ID"],
+            "PYTHONPATH": str(REPO),
+        }
         return subprocess.run(
             [sys.executable, "-m", "runner", "--check"], env=env, capture_output=True, timeout=30
         ).returncode
