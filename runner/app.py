@@ -32,6 +32,7 @@ from runner.worker import Worker
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
+BACKGROUND_STOP_S = 5.0
 DOCKER_PROBE_TIMEOUT_S = 5.0
 
 
@@ -134,7 +135,10 @@ class Runner:
         finally:
             for task in background:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            # Bounded: a stop must not hang on a background task stuck in a slow engine call.
+            _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_S)
+            if stuck:
+                log.warning("stopping without waiting for: %s", ", ".join(t.get_name() for t in stuck))
             with contextlib.suppress(Exception):
                 await heartbeats.leave(self.redis, self.settings.runner_id)
             await self.redis.aclose()
