@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from protocol import keys
 from protocol.errors import ErrorCode, RunnerUnavailable
+from protocol.heartbeats import live_runners
 from protocol.models import REPLY_ADAPTER, Command, ErrorInfo, Progress, Result, RunnerHealth
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,16 @@ class RunnerClient:
         self._fresh: tuple[float, RunnerHealth] | None = None  # (read at, a fresh heartbeat)
 
     async def health(self) -> RunnerHealth | None:
-        """The runner's heartbeat while it is fresh, else None. A fresh one is reused for a second."""
+        """A fresh heartbeat of any live runner (one with Docker up if there is one), else None.
+        A fresh one is reused for a second."""
         now = time.monotonic()
         if self._fresh is not None and now - self._fresh[0] < HEALTH_CACHE_S:
             return self._fresh[1]
-        raw = await self.redis.get(keys.HEARTBEAT)
-        health = None if raw is None else RunnerHealth.model_validate_json(raw)
-        if health is None or time.time() - health.ts > self.heartbeat_max_age:
+        runners = await live_runners(self.redis, self.heartbeat_max_age)
+        if not runners:
             self._fresh = None
             return None
+        health = runners[0]
         self._fresh = (now, health)
         return health
 

@@ -18,8 +18,7 @@ EVENTS_STREAM = f"{PREFIX}:events"
 EVENTS_GROUP = "controlbot"
 EVENTS_MAXLEN = 10_000
 
-# Runner heartbeat: JSON RunnerHealth. Writer: runner every HEARTBEAT_INTERVAL s, TTL HEARTBEAT_TTL s.
-HEARTBEAT = f"{PREFIX}:runner:heartbeat"
+# Runner heartbeats: see the "more than one runner" block at the end.
 HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TTL = 6
 
@@ -118,3 +117,44 @@ ARCHIVE_CHUNK = 1024 * 1024
 
 def archive(request_id: str) -> str:
     return f"{PREFIX}:archive:{request_id}"
+
+
+# -- More than one runner (fair share and two runners, one queue) ---------------------------
+# Each runner's heartbeat: JSON RunnerHealth. Writer: that runner every HEARTBEAT_INTERVAL s,
+# TTL HEARTBEAT_TTL s; deleted on a clean stop.
+def heartbeat(runner_id: str) -> str:
+    return f"{PREFIX}:runner:{runner_id}:heartbeat"
+
+
+# Registry of runners: sorted set, runner id -> time of its last beat (epoch s). Writer: each
+# runner with its beat; entries older than RUNNERS_FORGET_S are trimmed by any runner. Readers find
+# every live runner here (/system, RunnerClient.health) without a SCAN.
+RUNNERS = f"{PREFIX}:runners"
+RUNNERS_FORGET_S = 3600
+
+
+# A bot's lock: a lease holding a random token, PX = the runner's RUNNER_CLAIM_IDLE_MS, renewed
+# every third of it while a command (or reconcile) works on the bot, deleted (token checked) after.
+def bot_lock(owner: int, name: str) -> str:
+    return f"{PREFIX}:lock:{owner}:{name}"
+
+
+# The leader lease: a runner id + token. The leader alone runs the cluster's background work (the
+# event watcher's alerts, reconcile, pruning, stats). Same TTL and renewal as bot_lock.
+LEADER = f"{PREFIX}:leader"
+
+
+# The event watcher's memory, shared so any leader reads what another runner did:
+# - a container's death the runner caused itself (stop, restart, update): "1", TTL EXPECTED_STOP_TTL
+# - a bot's crash streak: hash {streak, loop_reported}; deleted when a user starts the bot again,
+#   TTL CRASH_STREAK_TTL from the last crash.
+EXPECTED_STOP_TTL = 120
+CRASH_STREAK_TTL = 86_400
+
+
+def expected_stop(container_id: str) -> str:
+    return f"{PREFIX}:expected-stop:{container_id}"
+
+
+def crash_streak(owner: int, name: str) -> str:
+    return f"{PREFIX}:crash-streak:{owner}:{name}"

@@ -149,12 +149,26 @@ class QuotaInfo(_Model):
     limit: int
 
 
+class RunnerInfo(_Model):
+    """One live runner, as /system lists it."""
+
+    runner_id: str
+    heartbeat_age_seconds: float
+    backend: str = "docker"
+    nodes: int | None = None  # None: one host (docker)
+    docker_ok: bool = True
+    leader: bool = False
+
+
 class SystemInfo(_Model):
     runner_id: str
     heartbeat_age_seconds: float | None = None
     docker_version: str | None = None
     bots_running: int = 0
     bots_total: int = 0
+    backend: str = "docker"
+    egress: str | None = None
+    runners: list[RunnerInfo] = Field(default_factory=list)  # every live runner, this one included
 
 
 class ArchiveInfo(_Model):
@@ -328,3 +342,10 @@ class RunnerHealth(_Model):
     egress: str | None = None
     bots_running: int = 0
     bots_total: int = 0
+    # More than one runner: the engine kind ("docker", "swarm"), its nodes (None: one host), the
+    # engine's id (docker info ID; runners on one Redis must share it) and the runner's instance.
+    backend: str = "docker"
+    nodes: int | None = None
+    engine_id: str | None = None
+    instance: str | None = None
+    leader: bool = False

@@ -24,7 +24,7 @@ def load_settings() -> Settings:
 
 
 async def check(settings: Settings) -> int:
-    """0 while the heartbeat is fresh, 1 otherwise (compose healthchecks use it)."""
+    """0 while this runner's own heartbeat is fresh, 1 otherwise (compose healthchecks use it)."""
     from redis.asyncio import Redis
 
     from protocol import keys
@@ -32,14 +32,14 @@ async def check(settings: Settings) -> int:
 
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
     try:
-        raw = await redis.get(keys.HEARTBEAT)
+        raw = await redis.get(keys.heartbeat(settings.runner_id))
     except Exception as e:
         print(f"runner: redis unreachable: {e}", file=sys.stderr)
         return 1
     finally:
         await redis.aclose()
     if raw is None:
-        print("runner: no heartbeat", file=sys.stderr)
+        print(f"runner {settings.runner_id}: no heartbeat", file=sys.stderr)
         return 1
     health = RunnerHealth.model_validate_json(raw)
     age = time.time() - health.ts

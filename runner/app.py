@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from redis.asyncio import Redis
 
-from protocol import keys
+from protocol import heartbeats, keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
 from runner.backend.base import Backend, BuildLimits
@@ -20,6 +22,7 @@ from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.gitcheck import check_git_egress
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
+from runner.cluster import Leadership, peer_conflict
 from runner.conflicts import ConflictWatch
 from runner.disk import DiskWatch
 from runner.events import EventBus, EventWatcher
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
 DAY_S = 86400.0
+BACKGROUND_STOP_S = 5.0
 DOCKER_PROBE_TIMEOUT_S = 5.0
 
 
@@ -76,10 +80,56 @@ class Runner:
         )
         self.stopping = asyncio.Event()
         self.docker_version: str | None = None
+        self.nodes: int | None = None  # the swarm's node count; None on one docker host
         # None until the first probe; reconciling on recovery needs a known outage first.
         self.docker_ok: bool | None = None
         self._probed = asyncio.Event()
         self._bg: set[asyncio.Task[None]] = set()
+        self.engine_id: str | None = None
+        self._runtime_ready = asyncio.Event()
+        # Once per cluster, in the runner holding the leader lease (runner/cluster.py).
+        self.leadership = Leadership(
+            self.redis,
+            settings.runner_id,
+            settings.runner_claim_idle_ms,
+            {
+                "docker-events": lambda: self.watcher.run(self.stopping),
+                "reconcile": self._lead_reconcile,
+                "stats": lambda: self._every(self.settings.runner_stats_interval, self._sample),
+                # Once per cluster too: one disk stop, one 409 notice, one daily backup per bot.
+                **{
+                    what: self._loop(interval, self._housekeeping(what, fn))
+                    for what, interval, fn in (
+                        ("disk check", settings.runner_stats_interval, self.disk.check),
+                        ("409 check", settings.runner_conflict_interval, self.conflicts.check),
+                        ("daily backups", settings.runner_backup_check_interval, self._daily_backups),
+                    )
+                },
+            },
+        )
+
+    @property
+    def backend_name(self) -> str:
+        return self.settings.runner_backend
+
+    async def _join(self) -> None:
+        """Refuse, with one line, to share a Redis with runners of another engine."""
+        try:
+            self.engine_id = await asyncio.wait_for(self.backend.engine_id(), DOCKER_PROBE_TIMEOUT_S)
+        except Exception as e:  # Docker down at start: nothing to compare yet; the probe reports it
+            log.warning("could not read the engine's id: %s", e)
+            return
+        conflict = await peer_conflict(
+            self.redis,
+            runner_id=self.settings.runner_id,
+            instance=self.settings.runner_instance,
+            backend=self.backend_name,
+            engine_id=self.engine_id,
+        )
+        if conflict:
+            log.error("%s", conflict)
+            print(conflict, file=sys.stderr)
+            raise SystemExit(2)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -88,23 +138,16 @@ class Runner:
         loop.set_default_executor(ThreadPoolExecutor(self.settings.runner_threads, "runner-io"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self._join()
+        except SystemExit:
+            await self.redis.aclose()
+            raise
         background = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._probe_docker(), name="docker-probe"),
             asyncio.create_task(self._runtime_image(), name="runtime-image"),
-            asyncio.create_task(self.watcher.run(self.stopping), name="docker-events"),
-            asyncio.create_task(
-                self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
-            ),
-            asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
-            *(
-                asyncio.create_task(self._every(interval, self._housekeeping(what, fn)), name=what)
-                for what, interval, fn in (
-                    ("disk check", self.settings.runner_stats_interval, self.disk.check),
-                    ("409 check", self.settings.runner_conflict_interval, self.conflicts.check),
-                    ("daily backups", self.settings.runner_backup_check_interval, self._daily_backups),
-                )
-            ),
+            asyncio.create_task(self.leadership.run(), name="leadership"),
             # builds in the sandbox: a private git host allowed but blocked by the guard is named once
             asyncio.create_task(asyncio.to_thread(check_git_egress, self.settings), name="git-egress-check"),
         ]
@@ -119,8 +162,12 @@ class Runner:
         finally:
             for task in background:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await self.redis.delete(keys.HEARTBEAT)
+            # Bounded: a stop must not hang on a background task stuck in a slow engine call.
+            _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_S)
+            if stuck:
+                log.warning("stopping without waiting for: %s", ", ".join(t.get_name() for t in stuck))
+            with contextlib.suppress(Exception):
+                await heartbeats.leave(self.redis, self.settings.runner_id)
             await self.redis.aclose()
             log.info("runner stopped")
 
@@ -140,9 +187,14 @@ class Runner:
                 ts=time.time(),
                 docker_ok=bool(self.docker_ok),
                 docker_version=self.docker_version,
+                nodes=self.nodes,
                 egress=self.backend.egress,
+                backend=self.backend_name,
+                engine_id=self.engine_id,
+                instance=self.settings.runner_instance,
+                leader=self.leadership.leading,
             )
-            await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
+            await heartbeats.beat(self.redis, health)
         except Exception as e:  # redis.ConnectionError and friends: keep beating
             log.warning("heartbeat failed: %s", e)
 
@@ -150,11 +202,13 @@ class Runner:
         while True:
             try:
                 self.docker_version = await asyncio.wait_for(self.backend.version(), DOCKER_PROBE_TIMEOUT_S)
+                if self.backend_name == "swarm":
+                    self.nodes = await asyncio.wait_for(self.backend.node_count(), DOCKER_PROBE_TIMEOUT_S)
                 ok = True
             except Exception:  # unavailable, timed out, or an error answer: not usable either way
                 ok = False
             changed = ok is not self.docker_ok
-            if ok and self.docker_ok is False:
+            if ok and self.docker_ok is False and self.leadership.leading:
                 log.info("docker answers again; reconciling")
                 task = asyncio.create_task(self._reconcile(full=True))
                 self._bg.add(task)
@@ -184,7 +238,7 @@ class Runner:
                 )
                 log.info("runtime image %s ready", tag)
                 self.runtime.set(tag)
-                await self._reconcile(full=True)
+                self._runtime_ready.set()  # the leader's first (full) reconcile waits for it
                 return
             except BotrunnerError as e:
                 log.error("runtime image not ready: %s; retrying in %.0f s", e, delay)
@@ -204,13 +258,20 @@ class Runner:
             await (
                 self.backend.guard_egress()
             )  # repairs rules someone flushed; drops them once the network is gone
-            fixed = await reconcile(self.ops, self.worker.locks, full=full)
+            fixed = await reconcile(self.ops, self.worker.scheduler.bot, full=full)
             if fixed:
                 log.info("reconciliation fixed %d bot(s)", fixed)
         except (BotrunnerError, OSError) as e:
             log.warning("reconciliation skipped: %s", e)
         except Exception:
             log.exception("reconciliation failed")
+
+    async def _lead_reconcile(self) -> None:
+        """A new leader reconciles fully once the runtime image is there (it may have taken over
+        from a dead one mid-outage), then periodically."""
+        await self._runtime_ready.wait()
+        await self._reconcile(full=True)
+        await self._every(self.settings.runner_reconcile_interval, self._reconcile)
 
     async def _sample(self) -> None:
         """Resource use, sampled off the request path, all running bots in one sweep."""
@@ -238,6 +299,11 @@ class Runner:
                 log.warning("%s skipped: %s", what, e)
 
         return guarded
+
+    def _loop(
+        self, interval: float, fn: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        return lambda: self._every(interval, fn)
 
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:

@@ -53,7 +53,7 @@ class DiskWatch:
             await self.store.save(rec)
             info = await self.backend.inspect(owner, name)
             if info is not None:
-                self.watcher.expect_stop(info.id)
+                await self.watcher.expect_stop(info.id)
             await self.backend.stop(owner, name, self.stop_timeout)
             await self.bus.publish(
                 Event(

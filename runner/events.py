@@ -38,7 +38,9 @@ class EventWatcher:
     """Turns Docker's start/die/oom events into botrunner events, reporting a crash loop once.
 
     Operations that stop a container on purpose (stop, restart, update, delete) announce it with
-    `expect_stop`, so its death is not mistaken for a crash.
+    `expect_stop`, so its death is not mistaken for a crash. What it remembers (expected stops,
+    crash streaks, loops reported) lives in Redis: the runner that stops a bot may not be the
+    leader that watches the events.
     """
 
     def __init__(
@@ -49,18 +51,16 @@ class EventWatcher:
         self.bus = bus
         self.restart_max = restart_max
         self.memory_limit = memory_limit
-        self._expected: dict[str, float] = {}  # container id -> until when a death is expected
+        self.redis = store.redis
+        # oom comes just before die in the same stream, to the same watcher: memory is enough.
         self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
-        self._streak: dict[tuple[int, str], int] = {}
-        self._loop_reported: set[tuple[int, str]] = set()
 
-    def expect_stop(self, container_id: str | None, for_s: float = 120.0) -> None:
+    async def expect_stop(self, container_id: str | None, for_s: int = keys.EXPECTED_STOP_TTL) -> None:
         if container_id:
-            self._expected[container_id] = time.monotonic() + for_s
+            await self.redis.set(keys.expected_stop(container_id), "1", ex=for_s)
 
-    def reset_streak(self, owner: int, name: str) -> None:
-        self._streak.pop((owner, name), None)
-        self._loop_reported.discard((owner, name))
+    async def reset_streak(self, owner: int, name: str) -> None:
+        await self.redis.delete(keys.crash_streak(owner, name))
 
     async def run(self, stopping: asyncio.Event) -> None:
         delay = 0.5
@@ -79,12 +79,8 @@ class EventWatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    def _was_expected(self, container_id: str) -> bool:
-        now = time.monotonic()
-        for cid, until in list(self._expected.items()):
-            if until < now:
-                del self._expected[cid]
-        return any(container_id.startswith(cid) or cid.startswith(container_id) for cid in self._expected)
+    async def _was_expected(self, container_id: str) -> bool:
+        return bool(await self.redis.exists(keys.expected_stop(container_id)))
 
     async def handle(self, ev: DockerEvent) -> None:
         if ev.action == "oom":
@@ -92,7 +88,7 @@ class EventWatcher:
         elif ev.action == "die":
             await self._died(ev)
         elif ev.action == "start":
-            self._expected.pop(ev.container_id, None)
+            await self.redis.delete(keys.expected_stop(ev.container_id))
             info = await self.backend.inspect(ev.owner, ev.name)
             if info is None or info.id != ev.container_id:
                 return
@@ -118,7 +114,7 @@ class EventWatcher:
         exit_code = ev.exit_code if ev.exit_code is not None else info.exit_code
         oom = info.oom_killed or self._oom.pop(ev.container_id, None) is not None
         if (
-            self._was_expected(ev.container_id)
+            await self._was_expected(ev.container_id)
             or rec.desired is Desired.STOPPED
             or (exit_code == 0 and not oom)
         ):
@@ -129,15 +125,15 @@ class EventWatcher:
             return
         now = time.time()
         ran = (info.finished_at or now) - (info.started_at or now)
-        streak = 1 if ran >= STABLE_RUN_S else self._streak.get(rec.key, 0) + 1
-        self._streak[rec.key] = streak
-        if streak == 1:
-            self._loop_reported.discard(rec.key)
-        # Deaths handled late all see the final state; only the first of them reports the loop.
+        key = keys.crash_streak(ev.owner, ev.name)
+        if ran >= STABLE_RUN_S:
+            await self.redis.delete(key)
+        streak = int(await self.redis.hincrby(key, "streak", 1))
+        await self.redis.expire(key, keys.CRASH_STREAK_TTL)
+        # Deaths handled late all see the final state; only the first of them reports the loop
+        # (HSETNX: even two watchers at once could not both report it).
         gave_up = not info.running and not info.restarting and info.restart_count >= self.restart_max
-        crash_loop = gave_up and streak > 1 and rec.key not in self._loop_reported
-        if crash_loop:
-            self._loop_reported.add(rec.key)
+        crash_loop = gave_up and streak > 1 and bool(await self.redis.hsetnx(key, "loop_reported", "1"))
         tail = await self.backend.logs(ev.owner, ev.name, 25, None)
         await self.bus.publish(
             Event(

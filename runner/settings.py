@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     runner_tools_image: str | None = None
     runner_build_cpu_limit: float = Field(1.0, gt=0)
     runner_build_pids_limit: int = Field(256, ge=32)
+    # Fair share: commands of one owner in progress at once (more wait in that owner's queue), and
+    # image builds at once (a pool of their own, so quick commands never wait behind a build).
+    runner_max_inflight_per_user: int = Field(2, ge=1)
+    runner_build_concurrency: int = Field(2, ge=1)
 
     @field_validator(
         "git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", "runner_placement", mode="before"

@@ -14,14 +14,31 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import Command, ErrorInfo, Op, Progress, Result, Stage
-from runner import faults
+from runner import faults, scheduling
 from runner.operations import Operations
 from runner.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CLAIM_EVERY_S = 5.0
-READ_ONLY = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM})
+READ_ONLY = scheduling.READ_ONLY
+
+# Keep our own in-flight entries from looking abandoned: XCLAIM to ourselves resets their idle
+# time. Only entries still ours are touched, so one another runner took (we stalled past the idle
+# time) stays with it; JUSTID leaves the delivery count alone.
+_REFRESH_LUA = """
+local kept = 0
+for i, id in ipairs(ARGV) do
+  if i > 1 then
+    local p = redis.call('XPENDING', KEYS[1], KEYS[2], id, id, 1)
+    if p[1] and p[1][2] == ARGV[1] then
+      redis.call('XCLAIM', KEYS[1], KEYS[2], ARGV[1], 0, id, 'JUSTID')
+      kept = kept + 1
+    end
+  end
+end
+return kept
+"""
 
 
 def _text(value: bytes | str) -> str:
@@ -34,8 +51,13 @@ class Worker:
         self.redis = redis
         self.ops = ops
         self.consumer = settings.runner_id
-        self.locks: dict[tuple[int, str], asyncio.Lock] = {}
-        self._slots = asyncio.Semaphore(settings.runner_concurrency)
+        self.scheduler = scheduling.Scheduler(
+            redis,
+            concurrency=settings.runner_concurrency,
+            per_owner=settings.runner_max_inflight_per_user,
+            lease_ms=settings.runner_claim_idle_ms,
+            holder=settings.runner_id,
+        )
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def setup(self) -> None:
@@ -49,17 +71,23 @@ class Worker:
         """Consume until stopping is set; survive Redis outages with backoff."""
         delay = 0.5
         own_pending = True  # first, what this consumer received before a crash
-        last_claim = 0.0
+        last_claim = last_refresh = 0.0
+        # A dead runner's entries are claimed within RUNNER_CLAIM_IDLE_MS (plus this), and our own
+        # are refreshed three times per idle period, so a long build is never taken from us.
+        every = self.settings.runner_claim_idle_ms / 3000
         while not stopping.is_set():
             try:
                 await self.setup()
                 if own_pending:
                     await self._read("0", block=None)
                     own_pending = False
-                if time.monotonic() - last_claim > CLAIM_EVERY_S:
+                if time.monotonic() - last_refresh > every:
+                    last_refresh = time.monotonic()
+                    await self._refresh_own()
+                if time.monotonic() - last_claim > min(CLAIM_EVERY_S, every):
                     last_claim = time.monotonic()
                     await self._claim()
-                await self._read(">", block=1000)
+                await self._read(">", block=int(min(1000, every * 1000)))
                 delay = 0.5
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
                 log.warning("redis unavailable (%s); retrying in %.1f s", e, delay)
@@ -68,6 +96,8 @@ class Worker:
                 delay = min(delay * 2, 10.0)
 
     async def _read(self, last_id: str, block: int | None) -> None:
+        # Commands waiting for their bot or owner are in flight too; read at least one at a time
+        # anyway, so one owner's backlog never stops other owners' commands from being read.
         free = max(1, self.settings.runner_concurrency - len(self._inflight))
         resp: Any = await self.redis.xreadgroup(
             keys.COMMANDS_GROUP, self.consumer, {keys.COMMANDS_STREAM: last_id}, count=free, block=block
@@ -89,6 +119,13 @@ class Worker:
         for entry_id, fields in entries:
             if fields:
                 self._spawn(entry_id, fields, redelivered=True)
+
+    async def _refresh_own(self) -> None:
+        ids = [t.get_name() for t in self._inflight]
+        if ids:
+            await self.redis.eval(
+                _REFRESH_LUA, 2, keys.COMMANDS_STREAM, keys.COMMANDS_GROUP, self.consumer, *ids
+            )
 
     def _spawn(self, entry_id: Any, fields: dict[Any, Any], *, redelivered: bool) -> None:
         eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
@@ -118,14 +155,23 @@ class Worker:
             await self._ack(entry_id)
             return
         ctx = f"op={cmd.op} owner={cmd.owner} bot={cmd.name} request={cmd.request_id}"
-        async with self._slots:
+        async with contextlib.AsyncExitStack() as admitted:
+            # A fresh command waits for its turn until its deadline at most, then is answered
+            # EXPIRED. A redelivered one may have taken effect already: it waits as long as it takes.
+            wait = None if redelivered else max(0.0, cmd.deadline - time.time())
+            late = False
+            try:
+                async with asyncio.timeout(wait):
+                    await admitted.enter_async_context(self.scheduler.admit(cmd))
+            except TimeoutError:
+                late = True
             stored = await self.redis.get(keys.result(cmd.request_id))
-            if stored is not None:  # done before a crash: reply again, don't act twice
+            if stored is not None:  # done before a crash, here or elsewhere: reply again, once
                 log.info("redelivered, already done: %s", ctx)
                 await self._reply(cmd.request_id, _text(stored))
                 await self._ack(entry_id)
                 return
-            if not redelivered and cmd.deadline < time.time():
+            if late or (not redelivered and cmd.deadline < time.time()):
                 log.info("discarding expired command: %s", ctx)
                 err = ErrorInfo(code=ErrorCode.EXPIRED, message="the command waited too long and was dropped")
                 await self._finish(entry_id, Result(request_id=cmd.request_id, ok=False, error=err))
@@ -142,10 +188,8 @@ class Worker:
             await self._reply(cmd.request_id, msg.model_dump_json())
 
         started = time.perf_counter()
-        lock = self.locks.setdefault((cmd.owner, cmd.name or ""), asyncio.Lock()) if cmd.name else None
         try:
-            async with lock or contextlib.nullcontext():
-                result = await self.ops.handle(cmd, progress)
+            result = await self.ops.handle(cmd, progress)
         except BotrunnerError as e:
             log.info("%s failed: %s", ctx, e.code)
             result = Result(request_id=cmd.request_id, ok=False, error=ErrorInfo.from_exc(e))

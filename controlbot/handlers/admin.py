@@ -15,6 +15,7 @@ from controlbot.errors import Refusal
 from controlbot.gateway import Caller, Gateway
 from controlbot.parsing import split_args
 from protocol.errors import ErrorCode
+from protocol.models import RunnerInfo
 
 router = Router(name="admin")
 
@@ -74,6 +75,7 @@ async def cmd_system(message: Message, caller: Caller, gateway: Gateway) -> None
     docker = (system.docker_version if system else None) or health.docker_version
     running = system.bots_running if system else health.bots_running
     total = system.bots_total if system else health.bots_total
+    egress = (system.egress if system else None) or health.egress
     lines = [
         _("🟢 <b>Runner</b> {runner}: heartbeat {age:.1f}s ago").format(
             runner=escape(health.runner_id), age=age
@@ -85,4 +87,24 @@ async def cmd_system(message: Message, caller: Caller, gateway: Gateway) -> None
         ),
         _("🤖 Bots running: {running} of {total}").format(running=running, total=total),
     ]
+    if egress:
+        lines.append(_("🌐 egress: {egress}").format(egress=escape(egress)))
+    if system and system.runners:
+        lines.append(_("Runners ({count}):").format(count=len(system.runners)))
+        lines.extend(_runner_line(r) for r in system.runners)
     await message.answer("\n".join(lines))
+
+
+def _runner_line(runner: RunnerInfo) -> str:
+    """One live runner: its heartbeat age, backend and (under swarm) node count."""
+    nodes = _("{count} nodes").format(count=runner.nodes) if runner.nodes is not None else _("one host")
+    mark = "🟢" if runner.docker_ok else "🔴"
+    leader = _(", leader") if runner.leader else ""
+    return _("{mark} {runner}: heartbeat {age:.1f}s ago, {backend}, {nodes}{leader}").format(
+        mark=mark,
+        runner=escape(runner.runner_id),
+        age=runner.heartbeat_age_seconds,
+        backend=escape(runner.backend),
+        nodes=nodes,
+        leader=leader,
+    )

@@ -189,6 +189,11 @@ class Backend(Protocol):
 
     async def restart(self, owner: int, name: str, timeout: float) -> None: ...
 
+    async def set_restart_policy(self, owner: int, name: str, *, restart: bool) -> None:
+        """restart=False: the engine never starts the bot on its own again (a user's stop: not even
+        when the daemon restarts); True: on-failure up to restart_max, as deploy creates it.
+        Missing is fine."""
+
     async def remove(self, owner: int, name: str, *, volumes: bool) -> None:
         """Remove the container; with volumes, its code and data volumes too. Missing is fine."""
 

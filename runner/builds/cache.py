@@ -46,6 +46,8 @@ class ImageCache:
         self.prune_grace = prune_grace
         self._locks: dict[str, asyncio.Lock] = {}
         self._prune_lock = asyncio.Lock()
+        # The build pool (fair share): builds wait here, holding none of the quick commands' slots.
+        self._build_slots = asyncio.Semaphore(settings.runner_build_concurrency)
         self._tasks: set[asyncio.Task[list[str]]] = set()
 
     @property
@@ -120,7 +122,8 @@ class ImageCache:
     async def _build(self, bridge: _Bridge, ctx: BuildContext, tag: str) -> bool:
         """Build (or find) tag and record its use; True when it was cached."""
         try:
-            cached = await ensure_image(self.backend, ctx, tag, self.limits, bridge.on_line)
+            async with self._build_slots:
+                cached = await ensure_image(self.backend, ctx, tag, self.limits, bridge.on_line)
         except BuildFailed:
             self._spawn_prune()  # a failed build leaves its last good layers behind, untagged
             raise

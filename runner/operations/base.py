@@ -88,12 +88,13 @@ class OperationsBase:
         if info is None or info.request_id != rec.request_id:
             await self.deploy(rec)
         elif not info.running and not info.restarting:
+            await self.backend.set_restart_policy(rec.owner, rec.name, restart=True)  # a stop cleared it
             await self.backend.start(rec.owner, rec.name)
 
     async def _stop_current(self, rec: BotRecord) -> None:
         info = await self.backend.inspect(rec.owner, rec.name)
         if info is not None:
-            self.watcher.expect_stop(info.id)
+            await self.watcher.expect_stop(info.id)
             if info.running or info.restarting:
                 await self.backend.stop(rec.owner, rec.name, self.settings.runner_stop_timeout)
 

@@ -20,7 +20,7 @@ class LifecycleOps(OperationsBase):
                 raise NotFound(name)
             rec.desired = Desired.RUNNING
             await self.store.save(rec)
-            self.watcher.reset_streak(rec.owner, rec.name)
+            await self.watcher.reset_streak(rec.owner, rec.name)
             await progress(Stage.STARTING, "")
             await self._ensure_running(rec)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
@@ -62,6 +62,8 @@ class LifecycleOps(OperationsBase):
             rec.desired = Desired.STOPPED
             await self.store.save(rec)
         await progress(Stage.STOPPING, "")
+        # First the policy: a daemon restart must not bring back what a user stopped (reconcile).
+        await self.backend.set_restart_policy(rec.owner, rec.name, restart=False)
         await self._stop_current(rec)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
 
@@ -69,12 +71,13 @@ class LifecycleOps(OperationsBase):
         rec = await self._record(cmd)
         rec.desired = Desired.RUNNING
         await self.store.save(rec)
-        self.watcher.reset_streak(rec.owner, rec.name)
+        await self.watcher.reset_streak(rec.owner, rec.name)
         info = await self.backend.inspect(rec.owner, rec.name)
         if info is None or info.request_id != rec.request_id:
             await self.deploy(rec)
         else:
-            self.watcher.expect_stop(info.id)
+            await self.watcher.expect_stop(info.id)
+            await self.backend.set_restart_policy(rec.owner, rec.name, restart=True)  # a stop cleared it
             await self.backend.restart(rec.owner, rec.name, self.settings.runner_stop_timeout)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
 
@@ -93,7 +96,7 @@ class LifecycleOps(OperationsBase):
         rec.set_env(env, cmd.env, cmd.usernames)
         rec.request_id, rec.desired = cmd.request_id, Desired.RUNNING
         await self.store.save(rec, source=pack_files(prepared.files))
-        self.watcher.reset_streak(rec.owner, rec.name)
+        await self.watcher.reset_streak(rec.owner, rec.name)
         await progress(Stage.STARTING, "")
         await self.deploy(rec, prepared.files)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=list(prepared.notes))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from protocol.errors import BotrunnerError, ErrorCode
-from protocol.models import BotStatus, Command, QuotaInfo, Result, SystemInfo
+from protocol.heartbeats import live_runners
+from protocol.models import BotStatus, Command, QuotaInfo, Result, RunnerInfo, SystemInfo
 from runner.operations.base import OperationsBase
 from runner.sources import ProgressFn
 
@@ -51,6 +54,18 @@ class QueryOps(OperationsBase):
         for rec in records:
             info = await self.backend.inspect(rec.owner, rec.name)
             running += bool(info and info.running)
+        now = time.time()
+        runners = [
+            RunnerInfo(
+                runner_id=h.runner_id,
+                heartbeat_age_seconds=max(0.0, now - h.ts),
+                backend=h.backend,
+                nodes=h.nodes,
+                docker_ok=h.docker_ok,
+                leader=h.leader,
+            )
+            for h in sorted(await live_runners(self.redis), key=lambda h: h.runner_id)
+        ]
         return Result(
             request_id=cmd.request_id,
             system=SystemInfo(
@@ -58,5 +73,8 @@ class QueryOps(OperationsBase):
                 docker_version=version,
                 bots_running=running,
                 bots_total=len(records),
+                backend=str(getattr(self.settings, "runner_backend", "docker")),
+                egress=self.backend.egress,
+                runners=runners,
             ),
         )

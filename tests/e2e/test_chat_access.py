@@ -169,6 +169,8 @@ def test_system_for_admins_only(chat_user: Callable[..., Chat], chat_admin: Call
     admin.send("/system")
     text = admin.wait("Runner").text or ""
     assert "heartbeat" in text and "Docker" in text and "Bots running:" in text and " of " in text
+    # Every live runner, with its heartbeat, backend and node count (one host under docker).
+    assert "egress: " in text and "Runners (" in text and "docker, one host" in text
     user = chat_user()
     user.send("/system")
     user.wait("Only admins")

@@ -309,7 +309,8 @@ def test_stack_comes_up_healthy_and_locked_down(stack: Stack) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{stack.api_port}/healthz", timeout=10) as resp:
         health = json.load(resp)
     assert health["status"] == "ok" and health["redis"] is True, health
-    # git is there for the clone jobs (run from the runner's own image), and the runner reaches Docker as non-root through DOCKER_GID.
+    # git is there for the clone jobs (run from the runner's own image), and the runner reaches
+    # Docker as non-root through DOCKER_GID.
     assert runner.exec_run(["git", "--version"]).exit_code == 0
     version = runner.exec_run(
         ["python", "-c", "import docker; print(docker.from_env().version()['Version'])"]

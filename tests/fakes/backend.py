@@ -54,6 +54,7 @@ class FakeContainer:
     started_at: float | None = None
     finished_at: float | None = None
     restart_count: int = 0
+    restart_policy: bool = True  # on-failure up to restart_max; False: "no"
     logs: list[tuple[float, str]] = field(default_factory=list)
     usage: ResourceUsage = field(
         default_factory=lambda: ResourceUsage(memory_bytes=20 << 20, cpu_percent=0.5)
@@ -127,9 +128,20 @@ class FakeBackend:
         """The bot's process dies; Docker's on-failure policy brings it back up to restart_max."""
         c = self._need(owner, name)
         self._die(c, 137 if oom else exit_code, oom)
-        if (oom or exit_code != 0) and c.restart_count < self.restart_max:
+        if (oom or exit_code != 0) and c.restart_policy and c.restart_count < self.restart_max:
             c.restart_count += 1
             self._run(c)
+
+    def daemon_restart(self) -> None:
+        """The engine restarts: every running bot dies (143), and the daemon starts again those
+        with an on-failure policy whose last exit was non-zero, as dockerd 20.10 does."""
+        for c in list(self.containers.values()):
+            if c.status in ("running", "restarting"):
+                self._die(c, STOPPED_EXIT)
+        self.break_events()
+        for c in self.containers.values():
+            if c.restart_policy and c.status == "exited" and c.exit_code not in (None, 0):
+                self._run(c)
 
     def say(self, owner: int, name: str, line: str) -> None:
         self._need(owner, name).logs.append((time.time(), line))
@@ -207,6 +219,12 @@ class FakeBackend:
         if c.status in ("running", "restarting"):
             self._die(c, STOPPED_EXIT)
         self._run(c)
+
+    async def set_restart_policy(self, owner: int, name: str, *, restart: bool) -> None:
+        await self._enter("set_restart_policy")
+        c = self.containers.get((owner, name))
+        if c is not None:
+            c.restart_policy = restart
 
     async def remove(self, owner: int, name: str, *, volumes: bool) -> None:
         await self._enter("remove")

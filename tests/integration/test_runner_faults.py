@@ -101,7 +101,8 @@ async def test_restart_of_runner_neither_stops_nor_duplicates_and_brings_back_lo
 
         # The runner stops gracefully; the bots keep running without it.
         assert rp.stop(signal.SIGTERM, timeout=30) == 0
-        assert await redis.get(keys.HEARTBEAT) is None
+        assert await redis.get(keys.heartbeat(rp.env["RUNNER_ID"])) is None
+        assert await redis.zscore(keys.RUNNERS, rp.env["RUNNER_ID"]) is None
         kept.reload()
         assert kept.status == "running"
         # Behind its back: one container is removed, as by `docker rm -f`.
@@ -185,7 +186,13 @@ async def test_check_flag_follows_the_heartbeat(runner_factory: Callable[..., Ru
     rp = runner_factory()
 
     def check() -> int:
-        env = {**os.environ, "REDIS_URL": rp.redis_url, "PYTHONPATH": str(REPO)}
+        # --check looks at this runner's own heartbeat: the same RUNNER_ID.
+        env = {
+            **os.environ,
+            "REDIS_URL": rp.redis_url,
+            "RUNNER_ID": rp.env["RUNNER_ID"],
+            "PYTHONPATH": str(REPO),
+        }
         return subprocess.run(
             [sys.executable, "-m", "runner", "--check"], env=env, capture_output=True, timeout=30
         ).returncode

@@ -195,6 +195,17 @@ class Containers(Engine):
             lambda: self.client.api.restart(names.container_name(owner, name), timeout=int(max(1, timeout)))
         )
 
+    async def set_restart_policy(self, owner: int, name: str, *, restart: bool) -> None:
+        # dockerd restarts every on-failure container whose last exit was non-zero when it starts,
+        # a SIGTERM'd one (143) included: a stopped bot must carry no policy at all.
+        policy = {"Name": "on-failure", "MaximumRetryCount": self.restart_max} if restart else {"Name": "no"}
+
+        def run() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.update_container(names.container_name(owner, name), restart_policy=policy)
+
+        await self._call(run)
+
     async def remove(self, owner: int, name: str, *, volumes: bool) -> None:
         def run() -> None:
             with contextlib.suppress(docker.errors.NotFound):

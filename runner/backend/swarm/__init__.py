@@ -53,6 +53,9 @@ class SwarmBackend(Services, SwarmEvents, SwarmStats, Jobs):
         data = await self._call(lambda: self.client.info())
         return str((data.get("Swarm") or {}).get("Cluster", {}).get("ID") or data.get("ID", ""))
 
+    async def set_restart_policy(self, owner: int, name: str, *, restart: bool) -> None:
+        """Nothing to do: a stopped service has 0 replicas, which no daemon restart brings back."""
+
     async def node_count(self) -> int:
         def run() -> int:
             nodes = self.client.api.nodes()

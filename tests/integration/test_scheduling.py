@@ -1,0 +1,305 @@
+"""Fair share and two runners on one queue, at the worker's level: real Redis (a private server:
+the queue's keys are global), the in-memory FakeBackend, and workers as asyncio tasks.
+
+The operations are replaced by a handler that records who runs when and blocks where a test says,
+so what is measured is the scheduling alone: per-bot order, the per-owner cap, the build pool, the
+deadline while queued, the leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from protocol.client import RunnerClient
+from protocol.errors import ErrorCode
+from protocol.models import Command, EventType, Op, Result, SourceKind, SourceSpec
+from runner.events import EventWatcher
+from runner.lease import Lease, held
+from runner.reconcile import reconcile
+from runner.sources import ProgressFn
+from tests.fakes.backend import STOPPED_EXIT
+from tests.integration.helpers import SLEEPER, eventually
+from tests.integration.test_worker_logic import OWNER, Rig, own_redis_url, rig, start_cmd
+
+pytestmark = pytest.mark.integration
+__all__ = ["own_redis_url", "rig"]  # fixtures, imported for their names
+
+FILE = SourceSpec(kind=SourceKind.FILE, filename="bot.py")
+
+
+class Recorder:
+    """Stands in for Operations.handle: records overlap per bot and per owner, blocks on request."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.running: Counter[object] = Counter()
+        self.peak: Counter[object] = Counter()
+        self.calls: Counter[str] = Counter()
+        self.gates: dict[str, asyncio.Event] = {}  # request id -> released when set
+        self.hold_s = 0.0
+
+    def block(self, cmd: Command) -> asyncio.Event:
+        return self.gates.setdefault(cmd.request_id, asyncio.Event())
+
+    async def handle(self, cmd: Command, progress: ProgressFn) -> Result:
+        self.calls[cmd.request_id] += 1
+        keys_ = [("bot", cmd.owner, cmd.name), ("owner", cmd.owner)]
+        for k in keys_:
+            self.running[k] += 1
+            self.peak[k] = max(self.peak[k], self.running[k])
+        try:
+            self.order.append(cmd.request_id)
+            if cmd.request_id in self.gates:
+                await self.gates[cmd.request_id].wait()
+            await asyncio.sleep(self.hold_s)
+        finally:
+            for k in keys_:
+                self.running[k] -= 1
+        return Result(request_id=cmd.request_id)
+
+
+@pytest.fixture(autouse=True)
+def patient(rig: Rig) -> None:
+    """Leases of 3 s: on this loaded machine a 200 ms lease can lapse between two renewals."""
+    rig.settings = rig.settings.model_copy(update={"runner_claim_idle_ms": 3000})
+
+
+@pytest.fixture
+async def rec(rig: Rig) -> AsyncIterator[Recorder]:
+    recorder = Recorder()
+    rig.ops.handle = recorder.handle  # type: ignore[method-assign]
+    yield recorder
+    for gate in recorder.gates.values():
+        gate.set()
+
+
+async def answers(rig: Rig, cmds: list[Command], timeout: float = 10) -> list[Result]:
+    client = RunnerClient(rig.redis)
+    return list(await asyncio.gather(*(client.wait(c.request_id, timeout=timeout) for c in cmds)))
+
+
+def update(owner: int, name: str) -> Command:
+    return Command(op=Op.UPDATE, owner=owner, name=name, source=FILE)
+
+
+async def test_one_bot_runs_one_command_at_a_time_in_order(rig: Rig, rec: Recorder) -> None:
+    rig.worker("a")
+    rec.hold_s = 0.02
+    cmds = [Command(op=Op.SET_ENV, owner=OWNER, name="ordered", env={"N": str(i)}) for i in range(8)]
+    for cmd in cmds:
+        await rig.submit(cmd)
+    assert all(r.ok for r in await answers(rig, cmds))
+    assert rec.order == [c.request_id for c in cmds]
+    assert rec.peak[("bot", OWNER, "ordered")] == 1
+
+
+async def test_an_owners_surplus_waits_in_its_own_queue(rig: Rig, rec: Recorder) -> None:
+    rig.worker("a")
+    hog = [Command(op=Op.STOP, owner=OWNER, name=f"hog{i}") for i in range(6)]
+    for cmd in hog:
+        rec.block(cmd)
+        await rig.submit(cmd)
+    other = Command(op=Op.STOP, owner=OWNER + 1, name="mine")
+    started = time.monotonic()
+    await rig.submit(other)
+    [res] = await answers(rig, [other], timeout=3)
+    assert res.ok and time.monotonic() - started < 1.0
+    assert rec.peak[("owner", OWNER)] == rig.settings.runner_max_inflight_per_user == 2
+    for gate in rec.gates.values():
+        gate.set()
+    assert all(r.ok for r in await answers(rig, hog))
+
+
+async def test_queued_commands_of_one_bot_hold_no_slot(rig: Rig, rec: Recorder) -> None:
+    """Today's starvation: ten commands of one slow bot took all eight slots."""
+    rig.worker("a")
+    first = update(OWNER, "slow")
+    rec.block(first)
+    await rig.submit(first)
+    for _ in range(10):
+        await rig.submit(Command(op=Op.RESTART, owner=OWNER, name="slow"))
+    others = [Command(op=Op.LIST, owner=OWNER + i) for i in range(1, 12)]
+    others += [Command(op=Op.STOP, owner=OWNER + 100 + i, name="x") for i in range(10)]
+    started = time.monotonic()
+    for cmd in others:
+        await rig.submit(cmd)
+    assert all(r.ok for r in await answers(rig, others, timeout=5))
+    assert time.monotonic() - started < 2.0
+
+
+async def test_builds_hold_no_quick_slot(rig: Rig, rec: Recorder) -> None:
+    """Twelve owners' builds that hang: quick commands of others (and of themselves) still run."""
+    rig.worker("a")
+    builds = [update(OWNER + i, "b") for i in range(12)]
+    for cmd in builds:
+        rec.block(cmd)
+        await rig.submit(cmd)
+    await eventually(lambda: _true(len(rec.order) == 12), timeout=5, every=0.02)
+    quick = [Command(op=Op.RESTART, owner=OWNER + i, name="other") for i in range(12)]
+    quick.append(Command(op=Op.STATUS, owner=OWNER, name="b"))  # a read: no lock, no wait
+    for cmd in quick:
+        await rig.submit(cmd)
+    assert all(r.ok for r in await answers(rig, quick, timeout=3))
+
+
+async def test_the_build_pool_caps_builds_not_deploys(rig: Rig) -> None:
+    """RUNNER_BUILD_CONCURRENCY bounds the image builds themselves (runner/builds/cache.py)."""
+    cache = rig.ops.sources.images
+    inside = peak = 0
+    gate = asyncio.Event()
+
+    async def slow_ensure(*_a: Any, **_k: Any) -> bool:
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        await gate.wait()
+        inside -= 1
+        return False
+
+    import runner.builds.cache as cache_mod
+
+    original = cache_mod.ensure_image
+    cache_mod.ensure_image = slow_ensure  # type: ignore[assignment]
+    try:
+        bridge = cache_mod._Bridge(_noop, cache_mod.Stage.BUILDING, ())
+        tasks = [asyncio.create_task(cache._build(bridge, None, f"t{i}")) for i in range(5)]  # type: ignore[arg-type]
+        await asyncio.sleep(0.2)
+        assert peak == inside == rig.settings.runner_build_concurrency == 2
+        gate.set()
+        await asyncio.gather(*tasks)
+    finally:
+        cache_mod.ensure_image = original  # type: ignore[assignment]
+
+
+async def test_a_command_that_waits_past_its_deadline_is_answered_expired(rig: Rig, rec: Recorder) -> None:
+    rig.worker("a")
+    blockers = [Command(op=Op.STOP, owner=OWNER, name=f"b{i}") for i in range(2)]
+    for cmd in blockers:
+        rec.block(cmd)
+        await rig.submit(cmd)
+    late = Command(op=Op.STOP, owner=OWNER, name="late", deadline=time.time() + 0.5)
+    await rig.submit(late)
+    started = time.monotonic()
+    [res] = await answers(rig, [late], timeout=5)
+    assert not res.ok and res.error is not None and res.error.code is ErrorCode.EXPIRED
+    assert time.monotonic() - started < 2.0  # answered at its deadline, not when a slot came
+    assert rec.calls[late.request_id] == 0
+
+
+async def test_two_workers_never_run_one_bot_at_once(rig: Rig, rec: Recorder) -> None:
+    rig.worker("a")
+    rig.worker("b")
+    rec.hold_s = 0.03
+    cmds = [Command(op=Op.RESTART, owner=OWNER, name="shared") for _ in range(12)]
+    for cmd in cmds:
+        await rig.submit(cmd)
+    assert all(r.ok for r in await answers(rig, cmds))
+    assert rec.peak[("bot", OWNER, "shared")] == 1
+    assert set(rec.calls.values()) == {1}
+
+
+async def test_a_long_command_is_never_stolen_from_a_live_worker(rig: Rig, rec: Recorder) -> None:
+    """claim idle is 600 ms here; the command takes 3 s; the other worker claims all it can."""
+    rig.settings = rig.settings.model_copy(update={"runner_claim_idle_ms": 600})
+    rig.worker("a")
+    long = update(OWNER, "long")
+    gate = rec.block(long)
+    await rig.submit(long)
+    await eventually(lambda: _true(rec.calls[long.request_id] == 1), timeout=5, every=0.02)
+    await asyncio.sleep(0.8)  # past the idle time: without refreshes, b would claim it at once
+    rig.worker("b")
+    await asyncio.sleep(2.2)
+    gate.set()
+    [res] = await answers(rig, [long])
+    assert res.ok and rec.calls[long.request_id] == 1
+
+
+async def test_a_lease_is_renewed_while_held_and_freed_when_its_holder_dies(rig: Rig) -> None:
+    r = rig.redis
+    async with held(r, "lease:t", 300, holder="a"):
+        await asyncio.sleep(1.0)  # three TTLs: renewed meanwhile
+        assert not await Lease(r, "lease:t", 300, holder="b").try_acquire()
+    assert await r.get("lease:t") is None  # released on exit
+
+    dead = Lease(r, "lease:t", 300, holder="dead")
+    assert await dead.try_acquire()  # and never renewed: its holder was SIGKILLed
+    thief = Lease(r, "lease:t", 300, holder="b")
+    started = time.monotonic()
+    await asyncio.wait_for(thief.acquire(), 2)
+    assert 0.2 < time.monotonic() - started < 1.0
+    # The old holder cannot renew or release what is now another's.
+    assert not await dead.renew()
+    dead.held = True
+    await dead.release()
+    assert (await r.get("lease:t")).decode().startswith("b:")
+
+
+async def test_a_holder_that_loses_its_lease_stops(rig: Rig) -> None:
+    r = rig.redis
+
+    async def hold() -> None:
+        async with held(r, "lease:lost", 300, holder="a"):
+            await r.set("lease:lost", "someone-else")  # it lapsed while we stalled, and was taken
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(hold())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert await r.get("lease:lost") == b"someone-else"  # not released: not ours
+
+
+async def test_a_stop_one_runner_made_is_no_crash_to_the_leaders_watcher(rig: Rig) -> None:
+    """Runner A restarts the bot; runner B (the leader) watches the engine's events."""
+    leader = EventWatcher(rig.fake, rig.store, rig.ops.bus, restart_max=3, memory_limit=1 << 28)
+    rig.tasks.append(asyncio.create_task(leader.run(rig.stopping)))
+    rig.worker("a")
+    assert (await rig.call(start_cmd("calm"), SLEEPER)).ok
+    assert (await rig.call(Command(op=Op.RESTART, owner=OWNER, name="calm"))).ok
+    await eventually(lambda: _events(rig, "calm", EventType.STARTED, 2), timeout=5, every=0.02)
+    assert await rig.crashes("calm") == []
+    # A real crash, after a restart a user asked for: one alert, even from a watcher that never saw
+    # the streak start (the streak lives in Redis).
+    rig.fake.crash(OWNER, "calm", exit_code=1)
+    await eventually(lambda: _events(rig, "calm", EventType.CRASHED, 1), timeout=5, every=0.02)
+    assert [e.alert for e in await rig.crashes("calm")] == [True]
+
+
+async def test_reconcile_converges_both_ways_after_the_engine_restarts(rig: Rig) -> None:
+    rig.worker("a")
+    assert (await rig.call(start_cmd("up"), SLEEPER)).ok
+    assert (await rig.call(start_cmd("down"), SLEEPER)).ok
+    assert (await rig.call(Command(op=Op.STOP, owner=OWNER, name="down"))).ok
+    assert not rig.fake.containers[(OWNER, "down")].restart_policy  # the stop cleared it
+
+    rig.fake.daemon_restart()
+    assert rig.fake.containers[(OWNER, "up")].status == "running"
+    assert rig.fake.containers[(OWNER, "down")].exit_code == STOPPED_EXIT
+    assert rig.fake.containers[(OWNER, "down")].status == "exited"
+
+    # Something starts the stopped bot behind the runner's back: a periodic pass stops it again.
+    await rig.fake.start(OWNER, "down")
+    lock = rig.workers[0].scheduler.bot
+    assert await reconcile(rig.ops, lock, full=False) == 1
+    assert rig.fake.containers[(OWNER, "down")].status == "exited"
+    assert rig.fake.containers[(OWNER, "up")].status == "running"
+    # A user's start puts the policy back.
+    assert (await rig.call(Command(op=Op.START, owner=OWNER, name="down"))).ok
+    assert rig.fake.containers[(OWNER, "down")].restart_policy
+
+
+async def _events(rig: Rig, name: str, kind: EventType, n: int) -> bool:
+    return len([e for e in await rig.events(name) if e.type is kind]) >= n
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _noop(*_a: Any) -> None:
+    return None

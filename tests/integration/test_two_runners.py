@@ -1,0 +1,152 @@
+"""Two runner processes on one Redis: one queue, one engine, one leader.
+
+One runner is SIGKILLed in the middle of a burst of 30 commands from 5 users. The other claims
+what it left pending: every command is answered, no bot gets a second container, and each crash
+is alerted exactly once, before and after the leader changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+
+import docker
+import pytest
+from redis.asyncio import Redis
+
+from protocol import keys
+from protocol.client import RunnerClient
+from protocol.heartbeats import live_runners
+from protocol.models import EventType, Op, Result
+from tests.fixtures.runner import RunnerProcess
+from tests.integration.helpers import SLEEPER, call, containers_of, events_for, eventually
+
+pytestmark = pytest.mark.integration
+
+IDLE_MS = 3000
+
+
+async def alerts(redis: Redis, owner: int, name: str) -> int:
+    return sum(1 for e in await events_for(redis, owner, name) if e.type is EventType.CRASHED and e.alert)
+
+
+async def crash_once(docker_client: docker.DockerClient, redis: Redis, owner: int, name: str) -> None:
+    """SIGKILL the bot's process; Docker restarts it (on-failure); one alert, never two."""
+    before = await alerts(redis, owner, name)
+    [container] = containers_of(docker_client, owner, name)
+    container.kill()
+
+    async def alerted() -> bool:
+        return await alerts(redis, owner, name) > before
+
+    await eventually(alerted, timeout=20)
+    await asyncio.sleep(3)  # time for a second watcher's duplicate, if there were one
+    assert await alerts(redis, owner, name) == before + 1
+
+
+async def test_sigkill_of_one_runner_mid_burst(
+    runner_factory: Callable[..., RunnerProcess],
+    docker_client: docker.DockerClient,
+    unique_name: Callable[[str], str],
+) -> None:
+    a = runner_factory(RUNNER_ID=f"a-{secrets.token_hex(3)}", RUNNER_CLAIM_IDLE_MS=str(IDLE_MS))
+    b = runner_factory(
+        REDIS_URL=a.redis_url, RUNNER_ID=f"b-{secrets.token_hex(3)}", RUNNER_CLAIM_IDLE_MS=str(IDLE_MS)
+    )
+    a.start()
+    b.start()
+    redis = Redis.from_url(a.redis_url)
+    try:
+        client = RunnerClient(redis)
+        live = {h.runner_id for h in await live_runners(redis)}
+        assert live == {a.env["RUNNER_ID"], b.env["RUNNER_ID"]}
+
+        users = [100_000_000 + secrets.randbelow(800_000_000) for _ in range(5)]
+        bots = [(u, unique_name(f"two{i}")) for u in users for i in range(2)]
+
+        # A crash while both run: one leader, one alert.
+        first_owner, first = bots[0]
+        assert (await call(client, Op.START, first_owner, first, payload=SLEEPER)).ok
+        await crash_once(docker_client, redis, first_owner, first)
+
+        answered: list[Result] = []
+
+        async def chain(owner: int, name: str) -> None:
+            # Three commands per bot in order; ten bots at once: 30 commands from 5 users.
+            steps = [
+                dict(op=Op.START, payload=SLEEPER) if name != first else dict(op=Op.RESTART),
+                dict(op=Op.SET_ENV, env={"N": "1"}),
+                dict(op=Op.RESTART),
+            ]
+            for step in steps:
+                op = step.pop("op")
+                answered.append(await call(client, op, owner, name, timeout=90, **step))  # type: ignore[arg-type]
+
+        burst = asyncio.gather(*(chain(o, n) for o, n in bots))
+
+        async def some_answered() -> bool:
+            return len(answered) >= 8
+
+        await eventually(some_answered, timeout=60, every=0.05)
+        victim, survivor = (a, b) if secrets.randbelow(2) else (b, a)
+        victim.kill()
+        started = time.monotonic()
+        await asyncio.wait_for(burst, 120)
+        assert len(answered) == 30
+        assert all(r.ok for r in answered), [r.error for r in answered if not r.ok]
+        assert time.monotonic() - started < 60
+
+        for owner, name in bots:
+            assert len(containers_of(docker_client, owner, name)) == 1, name
+        pending = await redis.xpending(keys.COMMANDS_STREAM, keys.COMMANDS_GROUP)
+        assert pending["pending"] == 0
+
+        # After the kill: the survivor leads (within the lease's TTL), and alerts once.
+        async def survivor_leads() -> bool:
+            return any(
+                h.leader and h.runner_id == survivor.env["RUNNER_ID"] for h in await live_runners(redis)
+            )
+
+        await eventually(survivor_leads, timeout=IDLE_MS / 1000 + 10)
+        owner, name = bots[3]
+        await crash_once(docker_client, redis, owner, name)
+    finally:
+        await redis.aclose()
+        for rp in (a, b):
+            if rp.running():
+                rp.kill()
+
+
+async def test_a_runner_on_another_engine_refuses_to_start(
+    runner_factory: Callable[..., RunnerProcess],
+) -> None:
+    """A live runner published another engine id: the new one says why in one line and exits."""
+    from protocol.heartbeats import beat
+    from protocol.models import RunnerHealth
+
+    rp = runner_factory(RUNNER_ID=f"c-{secrets.token_hex(3)}")
+    redis = Redis.from_url(rp.redis_url)
+    try:
+        other = RunnerHealth(runner_id="elsewhere", ts=time.time(), docker_ok=True, engine_id="OTHER:ENGINE")
+
+        async def beating() -> None:
+            while True:
+                other.ts = time.time()
+                await beat(redis, other)
+                await asyncio.sleep(1)
+
+        task = asyncio.create_task(beating())
+        try:
+            await asyncio.sleep(0.2)
+            rp.start(wait_ready=False)
+            deadline = time.monotonic() + 60
+            while rp.running() and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        finally:
+            task.cancel()
+        assert not rp.running()
+        assert "refusing to start" in rp.log_text() and "OTHER:ENGINE" in rp.log_text()
+    finally:
+        await redis.aclose()
