@@ -7,6 +7,7 @@ Each state of the page is captured in both themes under .test-state/screenshots/
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,13 +18,13 @@ from playwright.sync_api import Browser, expect
 
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.webapp import make_init_data
-from tests.fixtures.api_users import ApiUser, api_user, wait_for_api
+from tests.fixtures.api_users import ApiUser, mint_token, wait_for_api
 from tests.fixtures.browser import Dashboard, browser, close_dashboard, open_dashboard, playwright_session
-from tests.fixtures.controlbot import Chat, ControlbotProcess
+from tests.fixtures.controlbot import ALLOWED_USER_IDS, Chat, ControlbotProcess
 from tests.fixtures.services import _private_redis
 
 pytestmark = pytest.mark.e2e
-__all__ = ["api_user", "browser", "playwright_session"]  # fixtures, re-used
+__all__ = ["browser", "playwright_session"]  # fixtures, re-used
 
 # Prints a greeting, then a numbered line every half second: the tail must grow while we watch.
 TALKER = b"""\
@@ -34,6 +35,24 @@ for i in itertools.count(1):
     time.sleep(0.5)
 """
 FOREIGN_TOKEN = "654321:TEST-not-the-control-bot-xxxxxxxx"
+
+
+@pytest.fixture
+def api_user(controlbot: ControlbotProcess) -> Iterator[ApiUser]:
+    """An allowed user with an API token, drawn at random from the top of the allowed range.
+
+    Several test sessions may share one Redis and runner on this machine, and `chat_user` hands out
+    the same ids in the same order in each of them; a random one keeps another session's teardown
+    off this test's bots.
+    """
+    assert controlbot.api_url is not None
+    wait_for_api(controlbot.api_url)
+    owner = random.choice(ALLOWED_USER_IDS[100:])
+    user = ApiUser(owner, mint_token(controlbot.env["REDIS_URL"], owner), controlbot.api_url)
+    try:
+        yield user
+    finally:
+        user.delete_all()
 
 
 def _user(owner: int, lang: str = "en") -> dict[str, object]:
@@ -157,7 +176,7 @@ def test_dashboard_button_and_menu_button_when_webapp_url_is_set(
             assert time.monotonic() < deadline, "setChatMenuButton was never called"
             time.sleep(0.05)
         (call,) = fake_telegram.calls(proc.token, "setChatMenuButton")
-        assert '"web_app"' in str(call["menu_button"]) and url in str(call["menu_button"])
+        assert call["menu_button"] == {"type": "web_app", "text": "Dashboard", "web_app": {"url": url}}
         user = chat_user().user
         user.send(proc.token, "/start")
         answer = fake_telegram.wait_for_sync(proc.token, user.id, lambda m: m.from_bot, 20)
