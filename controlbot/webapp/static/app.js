@@ -145,8 +145,8 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
     const cpu = samples.map((s) => Number(s.cpu_ratio) || 0);
     const memNow = bot.memory_bytes != null ? " · " + mb(bot.memory_bytes) : "";
     const cpuNow = bot.cpu_percent != null ? " · " + bot.cpu_percent.toFixed(1) + "%" : "";
-    fill("mem", mem, bot.limits && bot.limits.memory_bytes, I.t("memory") + memNow);
-    fill("cpu", cpu, bot.limits && bot.limits.cpu, I.t("cpu") + cpuNow);
+    fill("mem", mem, null, I.t("memory") + memNow); // scaled to its own range: the shape is the point
+    fill("cpu", cpu, null, I.t("cpu") + cpuNow);
   }
 
   // -- rollback appears once GET /api/bots/{name}/releases has a previous release ------------------
