@@ -212,6 +212,25 @@ def test_logs_follow_streams_new_lines(live: Live, monkeypatch: pytest.MonkeyPat
     assert all(c.since is not None and c.since > time.time() - 60 for c in follow_polls)
 
 
+def test_logs_follow_ends_with_the_error_that_ended_the_stream(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot is deleted while followed: the stream's last line is the error, the CLI exits 1."""
+    monkeypatch.setattr("controlbot.api.follow.FOLLOW_INTERVAL_S", 0.05)
+    live.deploy("gone")
+    real_emit = cli_logs._emit
+
+    def emit(lines: list[str], as_json: bool) -> None:
+        real_emit(lines, as_json)
+        live.runner.bots.pop((USER, "gone"), None)
+
+    monkeypatch.setattr(cli_logs, "_emit", emit)
+    result = live.run("logs", "gone", "--follow")
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "started gone\n"
+    assert "NOT_FOUND" in result.stderr
+
+
 def test_stop_and_restart(live: Live) -> None:
     live.deploy("cyc")
     result = live.run("stop", "cyc")
