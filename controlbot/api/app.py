@@ -18,6 +18,7 @@ DESCRIPTION = """\
 Host and manage Telegram bots from a terminal or CI, under the same rules and quotas as the chat.
 
 Authenticate with `Authorization: Bearer <token>`; send /token to the control bot to get one.
+The Mini App dashboard at /app/ sends `Authorization: tma <initData>` instead (signed by Telegram).
 Every error answers `{"error": {"code", "message", "field", "params", "detail"}}`: a code, a plain
 English sentence, the request field at fault, the error's figures (e.g. `limit` and `used` of
 QUOTA_EXCEEDED), and more context where there is some (a failed build's log).
