@@ -19,6 +19,7 @@ FILES = {
     "app.css": "text/css; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
+    "logtail.js": "text/javascript; charset=utf-8",
 }
 # Revalidated on each open, so a new release shows at once inside Telegram's web view.
 HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}

@@ -9,11 +9,10 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
   const tg = window.Telegram && window.Telegram.WebApp;
   const API = new URL("../api/", window.location.href).pathname; // /app/ sits next to /api/
   const REFRESH_MS = 10000;
-  const LOG_LINES_KEPT = 500;
   const DESTRUCTIVE = { stop: "confirmStop", restart: "confirmRestart", rollback: "confirmRollback" };
 
   const $ = (id) => document.getElementById(id);
-  const state = { all: null, bots: [], me: null, follow: null, busy: false, rollback: {} };
+  const state = { all: null, bots: [], me: null, busy: false, rollback: {} };
 
   class ApiError extends Error {
     constructor(status, error) {
@@ -63,6 +62,8 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
     }
     return resp.status === 204 ? null : resp.json();
   }
+
+  const logTail = window.BotrunnerLogTail({ api: API, auth: () => "tma " + tg.initData, ApiError, showError });
 
   function showError(err, bot) {
     const box = $("error");
@@ -171,7 +172,7 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
     if (bot.state === "running" && bot.uptime_seconds != null) facts.push(I.t("uptime", { uptime: duration(bot.uptime_seconds) }));
     if (bot.restart_count) facts.push(I.t("restarts", { n: bot.restart_count }));
     const actions = el("div", { class: "actions" });
-    actions.append(el("button", { class: "secondary", type: "button", "data-action": "logs", onclick: () => openLogs(bot) }, I.t("logs")));
+    actions.append(el("button", { class: "secondary", type: "button", "data-action": "logs", onclick: () => logTail.open(bot) }, I.t("logs")));
     if (mine(bot)) {
       // The API acts on the caller's own bots; an admin sees the others but acts on them in the chat.
       const act = (action) => el("button", { type: "button", "data-action": action, onclick: () => act_(bot, action) }, I.t(action));
@@ -276,83 +277,6 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
     }
   }
 
-  // -- the live log tail: GET /api/bots/{name}/logs?follow=true, NDJSON as it comes -------------
-  function closeLogs() {
-    if (state.follow) state.follow.abort();
-    state.follow = null;
-    $("logs").hidden = true;
-  }
-
-  function appendLines(lines) {
-    const pre = $("log-tail");
-    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    const kept = (pre.textContent ? pre.textContent.split("\n") : []).concat(lines).slice(-LOG_LINES_KEPT);
-    pre.textContent = kept.join("\n");
-    if (atBottom) pre.scrollTop = pre.scrollHeight;
-  }
-
-  async function follow(bot, controller) {
-    const live = $("logs-live");
-    let since = null;
-    while (!controller.signal.aborted) {
-      const query = since ? "tail=10000&since=" + encodeURIComponent(since) : "tail=100";
-      try {
-        const resp = await fetch(API + "bots/" + encodeURIComponent(bot.name) + "/logs?follow=true&" + query, {
-          headers: { Authorization: "tma " + tg.initData, Accept: "application/x-ndjson" },
-          signal: controller.signal,
-        });
-        if (!resp.ok) {
-          let body = null;
-          try { body = await resp.json(); } catch (e) { body = null; }
-          throw new ApiError(resp.status, body && body.error);
-        }
-        live.className = "live";
-        live.textContent = I.t("live");
-        const reader = resp.body.getReader();
-        const decoder = new TextDecoder();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += decoder.decode(value, { stream: true });
-          const parts = buffer.split("\n");
-          buffer = parts.pop();
-          const lines = [];
-          for (const part of parts) {
-            if (!part.trim()) continue;
-            const item = JSON.parse(part);
-            if (item.error) throw new ApiError(200, item.error);
-            lines.push(item.line);
-          }
-          if (lines.length) appendLines(lines);
-        }
-        since = new Date().toISOString(); // the server ends a follow after a while: resume from here
-      } catch (e) {
-        if (controller.signal.aborted) return;
-        if (e instanceof ApiError) {
-          showError(e, bot.name);
-          live.className = "live off";
-          return;
-        }
-      }
-      live.className = "live off";
-      live.textContent = I.t("paused");
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-    }
-  }
-
-  function openLogs(bot) {
-    closeLogs();
-    $("logs-title").textContent = I.t("logsOf", { name: bot.name });
-    $("log-tail").textContent = "";
-    $("logs").hidden = false;
-    $("logs").dataset.bot = bot.name;
-    const controller = new AbortController();
-    state.follow = controller;
-    follow(bot, controller);
-    $("logs").scrollIntoView({ block: "nearest" });
-  }
-
   // -- start --------------------------------------------------------------------------------------
   function main() {
     if (!tg || !tg.initData) {
@@ -371,7 +295,7 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
     if (tg.ready) tg.ready();
     if (tg.expand) tg.expand();
     $("refresh").addEventListener("click", refresh);
-    $("logs-close").addEventListener("click", closeLogs);
+    $("logs-close").addEventListener("click", () => logTail.close());
     refresh();
     setInterval(() => {
       if (!document.hidden && $("confirm").hidden) refresh();
