@@ -133,6 +133,16 @@ class Client:
         read_at = resp.headers.get("x-log-time")
         return resp.text.splitlines(), float(read_at) if read_at else None
 
+    def follow_logs(self, name: str, *, tail: int, since: str | None) -> Iterator[str]:
+        """The last lines, then each new one as the bot writes it (`logs?follow=true`, NDJSON)."""
+        params: dict[str, Any] = {"tail": tail, "follow": "true"}
+        if since is not None:
+            params["since"] = since
+        for event in self._stream("GET", f"/api/bots/{name}/logs", params=params):
+            if "error" in event:  # the stream ended on an error after it had opened
+                raise ApiError.from_body(200, event)
+            yield str(event.get("line", ""))
+
     def deploy(
         self,
         method: str,

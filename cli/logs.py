@@ -1,4 +1,4 @@
-"""`logs`: the last lines of a bot's output, and `--follow`, which polls with `since`."""
+"""`logs`: the last lines of a bot's output, and `--follow`, which streams them as they come."""
 
 from __future__ import annotations
 
@@ -11,28 +11,10 @@ import typer
 
 from cli.args import since_param
 from cli.context import failures, options
+from protocol.logtail import FOLLOW_TAIL, drop_overlap
 from protocol.timeparse import format_since
 
-FOLLOW_INTERVAL_S = 1.0
-FOLLOW_TAIL = 10_000
-# The runner reads `since` in whole seconds, so each poll reaches back this far and the lines
-# already shown are dropped by matching them.
-FOLLOW_MARGIN_S = 1.0
-REMEMBERED_LINES = 2_000
-
-
-def drop_overlap(seen: list[str], new: list[str]) -> list[str]:
-    """The lines of `new` after the last place where it lines up with the end of `seen`.
-
-    A poll reaches back a little, so `new` may start before, inside or after the lines shown.
-    """
-    if not seen:
-        return new
-    for end in range(len(new), 0, -1):
-        k = min(len(seen), end)
-        if new[end - k : end] == seen[-k:]:
-            return new[end:]
-    return new
+__all__ = ["drop_overlap", "logs"]
 
 
 def _emit(lines: list[str], as_json: bool) -> None:
@@ -54,18 +36,16 @@ def logs(
     opts = options(ctx)
     since_value = since_param(since)
     with failures(opts), opts.client() as client:
-        lines, read_at = client.logs(name, tail=tail, since=since_value)
-        _emit(lines, opts.json)
         if not follow:
+            lines, _ = client.logs(name, tail=tail, since=since_value)
+            _emit(lines, opts.json)
             return
-        seen = lines[-REMEMBERED_LINES:]
         try:
             while True:
-                time.sleep(FOLLOW_INTERVAL_S)
-                mark = (read_at or time.time()) - FOLLOW_MARGIN_S
-                new, read_at = client.logs(name, tail=FOLLOW_TAIL, since=format_since(mark))
-                fresh = drop_overlap(seen, new)
-                _emit(fresh, opts.json)
-                seen = (seen + fresh)[-REMEMBERED_LINES:]
+                for line in client.follow_logs(name, tail=tail, since=since_value):
+                    _emit([line], opts.json)
+                # The server ends a follow after an hour: resume from then. The runner reads `since`
+                # in whole seconds, so a line written in that very second may show twice.
+                tail, since_value = FOLLOW_TAIL, format_since(time.time())
         except KeyboardInterrupt:
             return

@@ -15,7 +15,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.utils.i18n import I18n
 from redis.asyncio import Redis
 
-from controlbot import commands, errors
+from controlbot import commands, dashboard, errors
 from controlbot.alerts import AlertConsumer
 from controlbot.api import serve
 from controlbot.gateway import Gateway
@@ -91,6 +91,8 @@ def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: 
     access = AccessMiddleware(settings)  # after the locale middleware, so the refusal is translated
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
+    if settings.webapp_url:
+        dp.update.outer_middleware(dashboard.DashboardMiddleware(settings.webapp_url))
     dp.include_routers(*routers(settings))
     return dp
 
@@ -117,6 +119,11 @@ async def run(settings: Settings) -> None:
             await commands.register(bot, i18n, settings.admin_ids)
         except Exception:  # the menu is a nicety; polling must start regardless
             log.exception("setMyCommands failed")
+        if settings.webapp_url:
+            try:
+                await dashboard.set_menu_button(bot, settings.webapp_url)
+            except Exception:  # a nicety too
+                log.exception("setChatMenuButton failed")
         tasks.append(asyncio.create_task(AlertConsumer(bot, redis, i18n).run(), name="alerts"))
         if settings.api_enabled:
             tasks.append(asyncio.create_task(serve(settings, gateway, redis), name="http-api"))

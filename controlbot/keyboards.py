@@ -6,6 +6,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from controlbot import dashboard
 from controlbot.callbacks import (
     BotAction,
     BotCb,
@@ -26,6 +27,7 @@ def menu() -> InlineKeyboardMarkup:
     kb.button(text=_("🚀 Deploy a bot"), callback_data=MenuCb(action=MenuAction.DEPLOY))
     kb.button(text=_("❓ Help"), callback_data=MenuCb(action=MenuAction.HELP))
     kb.adjust(2, 1)
+    dashboard.add_row(kb)
     return kb.as_markup()
 
 
@@ -48,6 +50,7 @@ def card(bot: BotStatus, *, webhook: bool = False) -> InlineKeyboardMarkup:
     if webhook:
         add(_("🧹 Remove webhook"), BotAction.DELETE_WEBHOOK)
     kb.adjust(3, 2, 1)
+    dashboard.add_row(kb)
     return kb.as_markup()
 
 
@@ -87,8 +90,6 @@ def logs(owner: int, name: str, lines: int) -> InlineKeyboardMarkup:
 
 
 def bot_list(bots: list[BotStatus], viewer: int) -> InlineKeyboardMarkup | None:
-    if not bots:
-        return None
     kb = InlineKeyboardBuilder()
     for bot in bots[:90]:  # Telegram caps a keyboard at 100 buttons
         label = bot.name if bot.owner == viewer else f"{bot.owner}/{bot.name}"
@@ -97,7 +98,8 @@ def bot_list(bots: list[BotStatus], viewer: int) -> InlineKeyboardMarkup | None:
             callback_data=BotCb(action=BotAction.CARD, owner=bot.owner, name=bot.name),
         )
     kb.adjust(2)
-    return kb.as_markup()
+    dashboard.add_row(kb)
+    return kb.as_markup() if list(kb.buttons) else None
 
 
 def flow_env() -> InlineKeyboardMarkup:

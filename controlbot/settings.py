@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     runner_max_backup_bytes: str = "200m"
     git_allowed_schemes: Annotated[list[str], NoDecode] = ["https"]
     log_level: str = "INFO"
+    # The Mini App dashboard: the public https URL where the API's /app/ is reachable (unset: no
+    # Dashboard buttons, no menu button), and how old a Mini App's initData may be.
+    webapp_url: str | None = None
+    webapp_auth_max_age: int = Field(86400, gt=0)
 
     @field_validator("bot_token")
     @classmethod
@@ -83,6 +87,17 @@ class Settings(BaseSettings):
     @property
     def max_backup_bytes(self) -> int:
         return parse_size(self.runner_max_backup_bytes)
+
+    @field_validator("webapp_url", mode="before")
+    @classmethod
+    def _webapp_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or not re.match(r"^https://[^/\s]+\S*$", value.strip()):
+            raise ValueError(
+                "must be the https URL where the API's /app/ is served (Telegram requires https)"
+            )
+        return value.strip()
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admin_ids

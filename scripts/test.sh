@@ -83,6 +83,9 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v git >/dev/null || missing+=(git)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v docker-registry >/dev/null || missing+=(docker-registry)  # the swarm tests' loopback registry
+# The Mini App's browser tests drive Debian's Chromium through Playwright (pinned in the test
+# extras to a version that drives it); Playwright's own browser download is not used.
+[ -x "${BOTRUNNER_TEST_CHROMIUM:-/usr/lib/chromium/chromium}" ] || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "all present"
 elif is_root && command -v apt-get >/dev/null; then

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from controlbot.api import errors
 from controlbot.api.deps import ApiContext, reject_unknown_query
 from controlbot.api.openapi import build_openapi
-from controlbot.api.routes import actions, bots, data, health, logs, quota
+from controlbot.api.routes import actions, bots, data, health, logs, quota, webapp
 from controlbot.gateway import Gateway
 from controlbot.settings import Settings
 
@@ -18,6 +18,7 @@ DESCRIPTION = """\
 Host and manage Telegram bots from a terminal or CI, under the same rules and quotas as the chat.
 
 Authenticate with `Authorization: Bearer <token>`; send /token to the control bot to get one.
+The Mini App dashboard at /app/ sends `Authorization: tma <initData>` instead (signed by Telegram).
 Every error answers `{"error": {"code", "message", "field", "params", "detail"}}`: a code, a plain
 English sentence, the request field at fault, the error's figures (e.g. `limit` and `used` of
 QUOTA_EXCEEDED), and more context where there is some (a failed build's log).
@@ -41,6 +42,7 @@ def create_app(settings: Settings, gateway: Gateway, redis: Redis) -> FastAPI:
     app.include_router(logs.router)
     app.include_router(quota.router)
     app.include_router(data.router)
+    app.include_router(webapp.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
 from controlbot import tokens
+from controlbot.api import tma
 from controlbot.gateway import Caller, Channel, Gateway, Target
 from controlbot.settings import Settings
 from protocol.errors import BotrunnerError, ErrorCode, NotFound
@@ -46,7 +47,12 @@ _bearer = HTTPBearer(
 async def authenticate(
     request: Request, ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
-    """The caller behind the bearer token; 401 when it is missing, wrong or revoked."""
+    """The caller behind the bearer token (or a Mini App's initData); 401 when missing or wrong."""
+    if (
+        webapp := tma.caller_from_authorization(request.headers.get("authorization"), ctx.settings)
+    ) is not None:
+        request.state.owner = webapp.id
+        return webapp
     if credentials is None:
         raise BotrunnerError(
             "missing API token: send 'Authorization: Bearer <token>'; /token in the control bot issues one",

@@ -22,7 +22,9 @@ async def render_list(
     bots = sorted(result.bots or [], key=lambda b: (b.owner != caller.id, b.owner, b.name))
     if not bots:
         text = _("No bots yet. Send a .py file with the caption <code>/start_bot name</code> to deploy one.")
-        return (text if not all_owners else _("No bots on this runner yet.")), None
+        return (text if not all_owners else _("No bots on this runner yet.")), keyboards.bot_list(
+            [], caller.id
+        )
     title = _("<b>All bots</b>") if all_owners else _("<b>Your bots</b>")
     if result.quota is not None and not all_owners:
         title += " " + _("({used}/{limit})").format(used=result.quota.used, limit=result.quota.limit)

@@ -16,6 +16,7 @@ from click.testing import Result
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
+from cli import logs as cli_logs
 from cli.app import app
 from controlbot.api import create_app
 from controlbot.api.server import bind
@@ -193,27 +194,47 @@ def test_logs_tail_and_json(live: Live) -> None:
     ]
 
 
-def test_logs_follow_polls_with_since(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logs_follow_streams_new_lines(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--follow` reads one NDJSON stream; the server polls the runner with `since` behind it."""
+    monkeypatch.setattr("controlbot.api.follow.FOLLOW_INTERVAL_S", 0.05)
     live.deploy("tail")
     bot = live.runner.bots[(USER, "tail")]
-    polls = 0
+    real_emit = cli_logs._emit
 
-    def fake_sleep(_seconds: float) -> None:
-        nonlocal polls
-        polls += 1
-        if polls == 1:
+    def emit(lines: list[str], as_json: bool) -> None:
+        real_emit(lines, as_json)
+        if lines == ["started tail"]:
             bot.logs.append("new line")
-        elif polls == 3:
+        elif "new line" in lines:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("cli.logs.time.sleep", fake_sleep)
+    monkeypatch.setattr(cli_logs, "_emit", emit)
     result = live.run("logs", "tail", "--follow")
     assert result.exit_code == 0, result.output
     # The fake runner ignores `since`, so each poll returns everything: shown once all the same.
     assert result.stdout == "started tail\nnew line\n"
     follow_polls = [c for c in live.runner.commands if c.op is Op.LOGS][1:]
-    assert len(follow_polls) == 2
+    assert follow_polls
     assert all(c.since is not None and c.since > time.time() - 60 for c in follow_polls)
+
+
+def test_logs_follow_ends_with_the_error_that_ended_the_stream(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot is deleted while followed: the stream's last line is the error, the CLI exits 1."""
+    monkeypatch.setattr("controlbot.api.follow.FOLLOW_INTERVAL_S", 0.05)
+    live.deploy("gone")
+    real_emit = cli_logs._emit
+
+    def emit(lines: list[str], as_json: bool) -> None:
+        real_emit(lines, as_json)
+        live.runner.bots.pop((USER, "gone"), None)
+
+    monkeypatch.setattr(cli_logs, "_emit", emit)
+    result = live.run("logs", "gone", "--follow")
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "started gone\n"
+    assert "NOT_FOUND" in result.stderr
 
 
 def test_stop_and_restart(live: Live) -> None:

@@ -58,6 +58,7 @@ class BotApi(Store):
             "setmycommands": self._set_commands,
             "getmycommands": lambda bot, p: bot.commands.get(self._scope(p), []),
             "deletemycommands": self._delete_commands,
+            "setchatmenubutton": self._set_menu_button,
         }
 
     @staticmethod
@@ -222,6 +223,16 @@ class BotApi(Store):
             if not 1 <= len(str(c.get("description", ""))) <= 256:
                 raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")
         bot.commands[self._scope(p)] = list(commands)
+        return True
+
+    def _set_menu_button(self, bot: _Bot, p: JSON) -> bool:
+        button = _json(p.get("menu_button")) or {"type": "default"}
+        if button.get("type") == "web_app":
+            url = str((button.get("web_app") or {}).get("url", ""))
+            if not url.startswith("https://") or not button.get("text"):
+                raise _bad("BUTTON_URL_INVALID")  # Telegram opens Mini Apps over https only
+        elif button.get("type") not in ("default", "commands"):
+            raise _bad("BUTTON_TYPE_INVALID")
         return True
 
     def _delete_commands(self, bot: _Bot, p: JSON) -> bool:

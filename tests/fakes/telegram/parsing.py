@@ -116,6 +116,9 @@ def _markup(p: JSON) -> JSON | None:
             data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA
         ):
             raise _bad("BUTTON_DATA_INVALID")
+        web_app = button.get("web_app")
+        if web_app is not None and not str(web_app.get("url", "")).startswith("https://"):
+            raise _bad("inline keyboard button Web App URL is invalid: Only HTTPS links are allowed")
     return dict(markup)
 
 
