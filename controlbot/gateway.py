@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from nacl.public import PublicKey
 from redis.exceptions import RedisError
 
 from protocol import rules
@@ -39,6 +40,7 @@ from protocol.models import (
     SourceSpec,
     SystemInfo,
 )
+from protocol.sealing import PublicKeyCache, has_userinfo, seal_env, seal_git_url
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +140,19 @@ def _python_text(data: bytes) -> bool:
 class Gateway:
     """Every operation a front end can ask for, on behalf of a caller."""
 
-    def __init__(self, runner: RunnerClient, *, bot_token: str, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        runner: RunnerClient,
+        *,
+        bot_token: str,
+        max_upload_bytes: int,
+        public_keys: PublicKeyCache | None = None,
+    ) -> None:
         self.runner = runner
         self.bot_token = bot_token
         self.max_upload_bytes = max_upload_bytes
+        # The runner's published key: env values and git credentials are sealed with it (#10).
+        self.public_keys = public_keys or PublicKeyCache(runner.redis)
 
     # -- checks every front end needs -----------------------------------------------------------
     def check_env(self, env: dict[str, str]) -> dict[str, str]:
@@ -187,6 +198,26 @@ class Gateway:
                 "this is a binary file, not Python source; send a .py file",
                 params=ErrorParams(reason="binary"),
             )
+
+    async def public_key(self) -> PublicKey:
+        """The key to seal with; RUNNER_UNAVAILABLE until a runner has published one."""
+        try:
+            key = await self.public_keys.get()
+        except (RedisError, OSError) as e:
+            raise StoreUnavailable() from e
+        if key is None:
+            raise RunnerUnavailable()
+        return key
+
+    async def seal_env(self, env: dict[str, str] | None) -> dict[str, str] | None:
+        """Checked values, sealed: nothing but the runner can read them once they leave here."""
+        return seal_env(env, await self.public_key()) if env else env
+
+    async def seal_source(self, spec: SourceSpec | None) -> SourceSpec | None:
+        """A git URL that carries credentials is sealed like an env value."""
+        if spec is None or not has_userinfo(spec.git_url):
+            return spec
+        return spec.model_copy(update={"git_url": seal_git_url(spec.git_url, await self.public_key())})
 
     async def health(self) -> RunnerHealth | None:
         return await self.runner.health()
@@ -263,9 +294,9 @@ class Gateway:
             payload=req.upload.data if req.upload else None,
             timeout=BUILD_TIMEOUT_S,
             on_progress=on_progress,
-            source=req.spec(),
+            source=await self.seal_source(req.spec()),
             pull=req.pull,
-            env=env,
+            env=await self.seal_env(env),  # after the checks, which need the plain values
         )
 
     async def status(self, caller: Caller, target: Target) -> BotStatus:
@@ -296,7 +327,8 @@ class Gateway:
             )
         for key in unset:
             rules.check_env_key(key)
-        return await self.call(caller, Op.SET_ENV, target, env=self.check_env(env), unset=unset)
+        sealed = await self.seal_env(self.check_env(env))
+        return await self.call(caller, Op.SET_ENV, target, env=sealed, unset=unset)
 
     async def set_quota(self, caller: Caller, owner: int, limit: int | None) -> QuotaInfo:
         _admin_only(caller)

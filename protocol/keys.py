@@ -102,3 +102,10 @@ def user_locale(user: int) -> str:
 
 # Cached built images: hash tag -> last-used timestamp, for LRU pruning. Writer: runner. No TTL.
 IMAGE_CACHE = f"{PREFIX}:images"
+
+
+# -- sealed secrets (#10) --
+# The runner's public key (base64 of 32 bytes), so front ends can seal env values and git URLs
+# with credentials before anything reaches Redis. Writer: runner, SET NX at start and on every
+# heartbeat (two runners must agree; see runner/keys.py). Readers: control bot, HTTP API. No TTL.
+RUNNER_PUBKEY = f"{PREFIX}:runner:pubkey"

@@ -15,13 +15,16 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
+from protocol.sealing import encode_public_key
 from runner.backend.base import Backend, BuildLimits
 from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
+from runner.keys import load_or_create, publish
 from runner.operations import Operations
 from runner.reconcile import reconcile
+from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.sources import Sources
 from runner.state import StateStore
@@ -40,12 +43,15 @@ class Runner:
         self.backend: Backend = create_backend(settings)
         self.store = StateStore(self.redis, settings.max_bots_per_user)
         self.bus = EventBus(self.redis)
+        # Sealed secrets (#10): KeyFileError here stops the runner before it touches anything.
+        self.secrets = Secrets(load_or_create(settings.runner_key_file))
         self.watcher = EventWatcher(
             self.backend,
             self.store,
             self.bus,
             restart_max=settings.runner_restart_max,
             memory_limit=settings.memory_limit_bytes,
+            secrets=self.secrets,
         )
         self.runtime = RuntimeImage()
         self.images = ImageCache(settings, self.redis, self.backend, self._images_in_use)
@@ -57,6 +63,7 @@ class Runner:
             self.bus,
             self.watcher,
             Sources(settings, self.images, self.runtime.get),
+            self.secrets,
         )
         self.worker = Worker(settings, self.redis, self.ops)
         self.stopping = asyncio.Event()
@@ -67,6 +74,9 @@ class Runner:
         self._bg: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
+        # Before anything else: a runner whose key differs from the published one refuses to start
+        # (KeyMismatch), or it would seal and open with a key the other runner cannot use.
+        await publish(self.redis, self.secrets.key)
         loop = asyncio.get_running_loop()
         # Every docker-py call holds a thread; the default pool (cores + 4) is too small once
         # stats, logs and inspects of many bots overlap.
@@ -118,6 +128,8 @@ class Runner:
                 egress=self.backend.egress,
             )
             await self.redis.set(keys.HEARTBEAT, health.model_dump_json(), ex=keys.HEARTBEAT_TTL)
+            # Re-published should Redis lose its data (no persistence): front ends seal with it.
+            await self.redis.set(keys.RUNNER_PUBKEY, encode_public_key(self.secrets.public_key), nx=True)
         except Exception as e:  # redis.ConnectionError and friends: keep beating
             log.warning("heartbeat failed: %s", e)
 

@@ -12,6 +12,7 @@ from protocol import keys
 from protocol.errors import DockerUnavailable
 from protocol.models import Desired, Event, EventType
 from runner.backend import Backend, DockerEvent
+from runner.secrets import Secrets
 from runner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,21 @@ class EventWatcher:
     """
 
     def __init__(
-        self, backend: Backend, store: StateStore, bus: EventBus, *, restart_max: int, memory_limit: int
+        self,
+        backend: Backend,
+        store: StateStore,
+        bus: EventBus,
+        *,
+        restart_max: int,
+        memory_limit: int,
+        secrets: Secrets | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
         self.bus = bus
         self.restart_max = restart_max
         self.memory_limit = memory_limit
+        self.secrets = secrets or Secrets.ephemeral()  # masks the bot's env values in log tails
         self._expected: dict[str, float] = {}  # container id -> until when a death is expected
         self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
         self._streak: dict[tuple[int, str], int] = {}
@@ -138,7 +147,7 @@ class EventWatcher:
         crash_loop = gave_up and streak > 1 and rec.key not in self._loop_reported
         if crash_loop:
             self._loop_reported.add(rec.key)
-        tail = await self.backend.logs(ev.owner, ev.name, 25, None)
+        tail = self.secrets.masker(rec.env)(await self.backend.logs(ev.owner, ev.name, 25, None))
         await self.bus.publish(
             Event(
                 type=EventType.CRASHED,

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
     git_max_repo_bytes: str = "100m"
+    # Sealed secrets (#10): the runner's key pair, created on first start (mode 0600). Whoever
+    # reads this file can open every env value in Redis: keep it on a volume of the runner's alone.
+    runner_key_file: Path = Path("/var/lib/botrunner/runner.key")
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 

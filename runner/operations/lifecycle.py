@@ -6,7 +6,7 @@ from protocol.errors import NotFound
 from protocol.models import Command, Desired, Event, EventType, QuotaInfo, Result, Stage
 from protocol.rules import validate_name
 from runner.operations.base import OperationsBase
-from runner.operations.env import check_env, shared_tokens
+from runner.operations.env import merged_env, shared_tokens
 from runner.sources import ProgressFn, pack_files
 from runner.state import BotRecord
 
@@ -27,7 +27,7 @@ class LifecycleOps(OperationsBase):
         if rec is not None and rec.request_id == cmd.request_id:
             await self._ensure_running(rec)  # redelivered after the record was written
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
-        env = check_env(cmd.env or {})
+        env = merged_env(self.secrets, {}, cmd.env)
         await self.store.reserve(cmd.owner, name, cmd.request_id)
         try:
             prepared = await self.prepare(cmd, progress, None)
@@ -39,7 +39,7 @@ class LifecycleOps(OperationsBase):
                 image=prepared.image,
                 entrypoint=prepared.entrypoint,
                 request_id=cmd.request_id,
-                git_url=prepared.git_url,
+                git_url=self.secrets.seal_url(prepared.git_url),
                 own_image=prepared.own_image,
             )
             await self.store.save(rec, source=pack_files(prepared.files))
@@ -52,7 +52,7 @@ class LifecycleOps(OperationsBase):
             finally:
                 await self.store.release(cmd.owner, name)
             raise
-        notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
+        notes = [*prepared.notes, *await shared_tokens(self.store, self.secrets, rec, cmd.env)]
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
     async def stop(self, cmd: Command, progress: ProgressFn) -> Result:
@@ -82,33 +82,30 @@ class LifecycleOps(OperationsBase):
         if rec.request_id == cmd.request_id:  # redelivered: the new code is already recorded
             await self.deploy(rec)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
-        env = check_env({**rec.env, **(cmd.env or {})})  # the caps hold after the merge
+        env = merged_env(self.secrets, rec.env, cmd.env)  # the caps hold after the merge
         prepared = await self.prepare(cmd, progress, rec)
         await progress(Stage.STOPPING, "")
         await self._stop_current(rec)
         rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
-        rec.git_url, rec.own_image = prepared.git_url, prepared.own_image
+        rec.git_url, rec.own_image = self.secrets.seal_url(prepared.git_url), prepared.own_image
         rec.env, rec.request_id, rec.desired = env, cmd.request_id, Desired.RUNNING
         await self.store.save(rec, source=pack_files(prepared.files))
         self.watcher.reset_streak(rec.owner, rec.name)
         await progress(Stage.STARTING, "")
         await self.deploy(rec, prepared.files)
-        notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
+        notes = [*prepared.notes, *await shared_tokens(self.store, self.secrets, rec, cmd.env)]
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
     async def set_env(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
         if rec.request_id != cmd.request_id:
-            env = {**rec.env, **(cmd.env or {})}
-            for key in cmd.unset:
-                env.pop(key, None)
-            env = check_env(env)  # the caps hold after the merge
+            env = merged_env(self.secrets, rec.env, cmd.env, cmd.unset)  # the caps hold after the merge
             await self._stop_current(rec)
             rec.env, rec.request_id = env, cmd.request_id
             await self.store.save(rec)
         await progress(Stage.STARTING, "")
         await self.deploy(rec)
-        notes = await shared_tokens(self.store, rec, cmd.env)
+        notes = await shared_tokens(self.store, self.secrets, rec, cmd.env)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
     async def delete(self, cmd: Command, progress: ProgressFn) -> Result:
