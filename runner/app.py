@@ -23,6 +23,7 @@ from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
 from runner.keys import load_or_create, publish
 from runner.operations import Operations
+from runner.operations.env import seal_plain_records
 from runner.reconcile import reconcile
 from runner.secrets import Secrets
 from runner.settings import Settings
@@ -77,6 +78,8 @@ class Runner:
         # Before anything else: a runner whose key differs from the published one refuses to start
         # (KeyMismatch), or it would seal and open with a key the other runner cannot use.
         await publish(self.redis, self.secrets.key)
+        if sealed := await seal_plain_records(self.store, self.secrets):
+            log.info("sealed the env of %d bot record(s) written before sealing", sealed)
         loop = asyncio.get_running_loop()
         # Every docker-py call holds a thread; the default pool (cores + 4) is too small once
         # stats, logs and inspects of many bots overlap.

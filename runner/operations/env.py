@@ -50,3 +50,16 @@ async def shared_tokens(
         if bots:
             notes.append(Note(kind=NoteKind.TOKEN_SHARED, key=key, bots=bots))
     return notes
+
+
+async def seal_plain_records(store: StateStore, secrets: Secrets) -> int:
+    """Seal what records written before sealing existed still hold in plain text; how many changed.
+    (The AOF keeps the old values until Redis rewrites it: README, Secrets at rest.)"""
+    changed = 0
+    for rec in await store.all_records():
+        env, url = secrets.seal_env(rec.env), secrets.seal_url(rec.git_url)
+        if env != rec.env or url != rec.git_url:
+            rec.env, rec.git_url = env, url
+            await store.save(rec)
+            changed += 1
+    return changed

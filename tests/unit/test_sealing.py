@@ -137,3 +137,39 @@ def test_a_damaged_key_file_is_one_clear_error(tmp_path: Path) -> None:
     path.write_text("not a key\n")
     with pytest.raises(runner_keys.KeyFileError, match="does not hold a runner key"):
         runner_keys.load_or_create(path)
+
+
+async def test_plain_records_from_before_sealing_are_sealed() -> None:
+    from protocol.models import SourceInfo
+    from runner.operations.env import seal_plain_records
+    from runner.state import BotRecord
+
+    secrets = Secrets.ephemeral()
+    plain = BotRecord(
+        owner=1,
+        name="old",
+        source=SourceInfo(kind=SourceKind.GIT),
+        env={"TOKEN": TOKEN},
+        image="img",
+        entrypoint="bot.py",
+        request_id="r",
+        git_url="https://me:pw@example.com/r.git",
+    )
+    sealed = plain.model_copy(update={"name": "new", "env": secrets.seal_env({"A": "b"}), "git_url": None})
+
+    class Store:
+        def __init__(self) -> None:
+            self.saved: list[BotRecord] = []
+
+        async def all_records(self) -> list[BotRecord]:
+            return [plain, sealed]
+
+        async def save(self, rec: BotRecord) -> None:
+            self.saved.append(rec)
+
+    store = Store()
+    assert await seal_plain_records(store, secrets) == 1  # type: ignore[arg-type]
+    [rec] = store.saved
+    assert rec.name == "old" and TOKEN not in rec.model_dump_json() and "me:pw" not in rec.model_dump_json()
+    assert secrets.open_env(rec.env) == {"TOKEN": TOKEN}
+    assert secrets.open_url(rec.git_url) == "https://me:pw@example.com/r.git"
