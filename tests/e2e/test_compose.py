@@ -216,11 +216,21 @@ class Stack:
             out[service] = c.attrs["State"].get("Health", {}).get("Status", c.status)
         return out
 
+    def health_logs(self) -> str:
+        """The last healthcheck outputs of each container: why one is unhealthy."""
+        out = []
+        for service, c in self.containers().items():
+            for entry in (c.attrs["State"].get("Health") or {}).get("Log", [])[-2:]:
+                out.append(f"{service} health: exit {entry['ExitCode']}: {entry['Output'][-500:]!r}")
+        return "\n".join(out)
+
     def wait_healthy(self, timeout: float = HEALTHY_TIMEOUT_S) -> dict[str, str]:
         deadline = time.monotonic() + timeout
         while (health := self.health()) != dict.fromkeys(("redis", "runner", "controlbot"), "healthy"):
             if time.monotonic() > deadline:
-                raise AssertionError(f"stack not healthy in {timeout:.0f} s: {health}\n{self.logs()}")
+                raise AssertionError(
+                    f"stack not healthy in {timeout:.0f} s: {health}\n{self.health_logs()}\n{self.logs()}"
+                )
             time.sleep(0.5)
         return health
 
@@ -271,7 +281,8 @@ def stack(
     try:
         started = time.monotonic()
         up = stack.compose("up", "-d", "--no-build", timeout=UP_TIMEOUT_S)
-        assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr}\n{stack.logs()}"
+        health = stack.health_logs()
+        assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr}\n{health}\n{stack.logs()}"
         stack.wait_healthy()
         print(f"compose stack {project} healthy in {time.monotonic() - started:.1f} s")
         yield stack
