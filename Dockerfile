@@ -52,6 +52,9 @@ RUN apt-get update \
     fi \
     && useradd --uid 10001 --user-group --create-home --home-dir /home/botrunner \
       --shell /usr/sbin/nologin botrunner
+# The runner's key file lives here (RUNNER_KEY_FILE): a volume of the runner's alone, which takes
+# this owner and mode when Docker first creates it.
+RUN install -d -o 10001 -g 10001 -m 0700 /var/lib/botrunner
 COPY --from=builder /opt/venv /opt/venv
 COPY deploy/healthcheck.py /opt/botrunner/healthcheck.py
 ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

@@ -7,6 +7,7 @@ from html import escape, unescape
 
 from aiogram.utils.i18n import gettext as _
 
+from protocol import sealing
 from protocol.models import BotState, BotStatus, SourceKind
 from protocol.timeparse import two_units
 
@@ -67,10 +68,8 @@ def size(nbytes: int | None) -> str:
 
 
 def mask(value: str) -> str:
-    """A value as chat may show it: its length hinted, never its content in full."""
-    if len(value) >= 12:
-        return f"{value[:2]}…{value[-2:]}"
-    return "•" * min(len(value), 6) if value else "''"
+    """A value as chat may show it: at most its first 3 characters, as the runner masks it (#10)."""
+    return sealing.mask(value) if value else "''"
 
 
 def has_credentials(text: str | None) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from nacl.public import PublicKey
 from redis.exceptions import RedisError
 
 from controlbot.telegram_check import NO_TOKENS, TokenCheck, TokenChecker
@@ -43,6 +44,7 @@ from protocol.models import (
     SourceSpec,
     SystemInfo,
 )
+from protocol.sealing import PublicKeyCache, has_userinfo, seal_env, seal_git_url
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +153,15 @@ class Gateway:
         max_upload_bytes: int,
         telegram: TokenChecker | None = None,
         max_backup_bytes: int = 200 << 20,
+        public_keys: PublicKeyCache | None = None,
     ) -> None:
         self.runner = runner
         self.max_backup_bytes = max_backup_bytes
         self.bot_token = bot_token
         self.max_upload_bytes = max_upload_bytes
         self.telegram = telegram
+        # The runner's published key: env values and git credentials are sealed with it (#10).
+        self.public_keys = public_keys or PublicKeyCache(runner.redis)
 
     async def check_tokens(self, env: dict[str, str] | None) -> TokenCheck:
         """Ask Telegram about the bot tokens in env (TOKEN_INVALID when it rejects one)."""
@@ -206,6 +211,26 @@ class Gateway:
                 "this is a binary file, not Python source; send a .py file",
                 params=ErrorParams(reason="binary"),
             )
+
+    async def public_key(self) -> PublicKey:
+        """The key to seal with; RUNNER_UNAVAILABLE until a runner has published one."""
+        try:
+            key = await self.public_keys.get()
+        except (RedisError, OSError) as e:
+            raise StoreUnavailable() from e
+        if key is None:
+            raise RunnerUnavailable()
+        return key
+
+    async def seal_env(self, env: dict[str, str] | None) -> dict[str, str] | None:
+        """Checked values, sealed: nothing but the runner can read them once they leave here."""
+        return seal_env(env, await self.public_key()) if env else env
+
+    async def seal_source(self, spec: SourceSpec | None) -> SourceSpec | None:
+        """A git URL that carries credentials is sealed like an env value."""
+        if spec is None or not has_userinfo(spec.git_url):
+            return spec
+        return spec.model_copy(update={"git_url": seal_git_url(spec.git_url, await self.public_key())})
 
     async def health(self) -> RunnerHealth | None:
         return await self.runner.health()
@@ -283,9 +308,9 @@ class Gateway:
             payload=req.upload.data if req.upload else None,
             timeout=BUILD_TIMEOUT_S,
             on_progress=on_progress,
-            source=req.spec(),
+            source=await self.seal_source(req.spec()),
             pull=req.pull,
-            env=env,
+            env=await self.seal_env(env),  # after the checks, which need the plain values
             usernames=tokens.usernames,
         )
         result.notes.extend(tokens.notes)
@@ -321,7 +346,10 @@ class Gateway:
             rules.check_env_key(key)
         env = self.check_env(env)
         tokens = await self.check_tokens(env)
-        result = await self.call(caller, Op.SET_ENV, target, env=env, unset=unset, usernames=tokens.usernames)
+        sealed = await self.seal_env(env)  # after the checks, which need the plain values
+        result = await self.call(
+            caller, Op.SET_ENV, target, env=sealed, unset=unset, usernames=tokens.usernames
+        )
         result.notes.extend(tokens.notes)
         return result
 

@@ -158,3 +158,10 @@ def expected_stop(container_id: str) -> str:
 
 def crash_streak(owner: int, name: str) -> str:
     return f"{PREFIX}:crash-streak:{owner}:{name}"
+
+
+# -- sealed secrets (#10) --
+# The runner's public key (base64 of 32 bytes), so front ends can seal env values and git URLs
+# with credentials before anything reaches Redis. Writer: runner, SET NX at start and on every
+# heartbeat (two runners must agree; see runner/keys.py). Readers: control bot, HTTP API. No TTL.
+RUNNER_PUBKEY = f"{PREFIX}:runner:pubkey"

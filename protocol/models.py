@@ -133,9 +133,9 @@ class BotStatus(_Model):
     limits: Limits
     source: SourceInfo
     env_masked: dict[str, str] = Field(default_factory=dict)
-    # sha256 hex of each env value, so the control bot can warn when one token serves two bots
-    # without ever seeing the values.
-    env_sha256: dict[str, str] = Field(default_factory=dict)
+    # HMAC-SHA256 hex of each env value under a key only the runner holds: equal values compare
+    # equal (the same token in two bots), yet nobody can test a guessed value against it.
+    env_hmac: dict[str, str] = Field(default_factory=dict)
     usernames: dict[str, str] = Field(default_factory=dict)  # env key -> the bot's @username
     backup_daily: bool = False
     container_id: str | None = None

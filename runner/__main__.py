@@ -61,11 +61,16 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     from runner.app import Runner
+    from runner.keys import KeyFileError, KeyMismatch
 
     async def run() -> None:
         await Runner(settings).run()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except (KeyFileError, KeyMismatch) as e:
+        print(f"runner: refusing to start: {e}", file=sys.stderr)  # one line, no traceback
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

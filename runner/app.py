@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from protocol import heartbeats, keys
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
+from protocol.sealing import encode_public_key
 from runner.backend.base import Backend, BuildLimits
 from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
@@ -26,8 +27,11 @@ from runner.cluster import Leadership, peer_conflict
 from runner.conflicts import ConflictWatch
 from runner.disk import DiskWatch
 from runner.events import EventBus, EventWatcher
+from runner.keys import load_or_create, publish
 from runner.operations import Operations
+from runner.operations.env import seal_plain_records
 from runner.reconcile import reconcile
+from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.sources import Sources
 from runner.state import StateStore
@@ -48,12 +52,15 @@ class Runner:
         self.backend: Backend = create_backend(settings)
         self.store = StateStore(self.redis, settings.max_bots_per_user)
         self.bus = EventBus(self.redis)
+        # Sealed secrets (#10): KeyFileError here stops the runner before it touches anything.
+        self.secrets = Secrets(load_or_create(settings.runner_key_file))
         self.watcher = EventWatcher(
             self.backend,
             self.store,
             self.bus,
             restart_max=settings.runner_restart_max,
             memory_limit=settings.memory_limit_bytes,
+            secrets=self.secrets,
         )
         self.runtime = RuntimeImage()
         self.images = ImageCache(settings, self.redis, self.backend, self._images_in_use)
@@ -65,6 +72,7 @@ class Runner:
             self.bus,
             self.watcher,
             Sources(settings, self.images, self.runtime.get),
+            self.secrets,
         )
         self.worker = Worker(settings, self.redis, self.ops)
         self.disk = DiskWatch(
@@ -132,6 +140,11 @@ class Runner:
             raise SystemExit(2)
 
     async def run(self) -> None:
+        # Before anything else: a runner whose key differs from the published one refuses to start
+        # (KeyMismatch), or it would seal and open with a key the other runner cannot use.
+        await publish(self.redis, self.secrets.key)
+        if sealed := await seal_plain_records(self.store, self.secrets):
+            log.info("sealed the env of %d bot record(s) written before sealing", sealed)
         loop = asyncio.get_running_loop()
         # Every docker-py call holds a thread; the default pool (cores + 4) is too small once
         # stats, logs and inspects of many bots overlap.
@@ -195,6 +208,8 @@ class Runner:
                 leader=self.leadership.leading,
             )
             await heartbeats.beat(self.redis, health)
+            # Re-published should Redis lose its data (no persistence): front ends seal with it.
+            await self.redis.set(keys.RUNNER_PUBKEY, encode_public_key(self.secrets.public_key), nx=True)
         except Exception as e:  # redis.ConnectionError and friends: keep beating
             log.warning("heartbeat failed: %s", e)
 

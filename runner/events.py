@@ -12,6 +12,7 @@ from protocol import keys
 from protocol.errors import DockerUnavailable
 from protocol.models import Desired, Event, EventType
 from runner.backend import Backend, DockerEvent
+from runner.secrets import Secrets
 from runner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,14 @@ class EventWatcher:
     """
 
     def __init__(
-        self, backend: Backend, store: StateStore, bus: EventBus, *, restart_max: int, memory_limit: int
+        self,
+        backend: Backend,
+        store: StateStore,
+        bus: EventBus,
+        *,
+        restart_max: int,
+        memory_limit: int,
+        secrets: Secrets | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -52,6 +60,7 @@ class EventWatcher:
         self.restart_max = restart_max
         self.memory_limit = memory_limit
         self.redis = store.redis
+        self.secrets = secrets or Secrets.ephemeral()  # masks the bot's env values in log tails
         # oom comes just before die in the same stream, to the same watcher: memory is enough.
         self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
 
@@ -134,7 +143,7 @@ class EventWatcher:
         # (HSETNX: even two watchers at once could not both report it).
         gave_up = not info.running and not info.restarting and info.restart_count >= self.restart_max
         crash_loop = gave_up and streak > 1 and bool(await self.redis.hsetnx(key, "loop_reported", "1"))
-        tail = await self.backend.logs(ev.owner, ev.name, 25, None)
+        tail = self.secrets.masker(rec.env)(await self.backend.logs(ev.owner, ev.name, 25, None))
         await self.bus.publish(
             Event(
                 type=EventType.CRASHED,

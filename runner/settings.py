@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # image builds at once (a pool of their own, so quick commands never wait behind a build).
     runner_max_inflight_per_user: int = Field(2, ge=1)
     runner_build_concurrency: int = Field(2, ge=1)
+    # Sealed secrets (#10): the runner's key pair, created on first start (mode 0600). Whoever
+    # reads this file can open every env value in Redis: keep it on a volume of the runner's alone.
+    runner_key_file: Path = Path("/var/lib/botrunner/runner.key")
 
     @field_validator(
         "git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", "runner_placement", mode="before"

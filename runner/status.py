@@ -1,20 +1,18 @@
-"""Derive a bot's visible state from its record, its container and the latest resource sample."""
+"""Derive a bot's visible state from its record, its container and the latest resource sample.
+
+Env values show masked (protocol.sealing.mask) and as the runner's HMACs, never plain."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from protocol.models import BotState, BotStatus, Desired, Limits
+from protocol.sealing import mask
 from runner.backend import ContainerInfo, ResourceUsage
+from runner.secrets import Secrets
 from runner.state import BotRecord
 
-
-def mask(value: str) -> str:
-    """Enough to recognise a value, never enough to use it."""
-    if len(value) <= 8:
-        return "•" * 6
-    return f"{value[:3]}•••{value[-2:]}"
+__all__ = ["build_status", "derive_state", "mask"]
 
 
 def derive_state(rec: BotRecord, info: ContainerInfo | None) -> BotState:
@@ -38,7 +36,9 @@ def build_status(
     info: ContainerInfo | None,
     usage: ResourceUsage | None,
     limits: Limits,
+    secrets: Secrets,
 ) -> BotStatus:
+    env = secrets.open_env(rec.env)
     state = derive_state(rec, info)
     running = state is BotState.RUNNING
     started = info.started_at if info else None
@@ -57,8 +57,8 @@ def build_status(
         cpu_percent=usage.cpu_percent if usage and running else None,
         limits=limits,
         source=rec.source,
-        env_masked={k: mask(v) for k, v in sorted(rec.env.items())},
-        env_sha256={k: hashlib.sha256(v.encode()).hexdigest() for k, v in sorted(rec.env.items())},
+        env_masked={k: mask(v) for k, v in sorted(env.items())},
+        env_hmac={k: secrets.hmac(v) for k, v in sorted(env.items())},
         usernames=dict(sorted(rec.usernames.items())),
         backup_daily=rec.backup_daily,
         container_id=info.id[:12] if info else None,

@@ -12,6 +12,7 @@ from protocol.models import BotStatus, Command, Desired, Limits, SourceKind
 from protocol.rules import validate_name
 from runner.backend import Backend, ContainerSpec
 from runner.events import EventBus, EventWatcher
+from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.sources import Prepared, ProgressFn, Sources, resolve_spec, unpack_files
 from runner.state import BotRecord, StateStore
@@ -30,6 +31,7 @@ class OperationsBase:
         bus: EventBus,
         watcher: EventWatcher,
         sources: Sources,
+        secrets: Secrets | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
@@ -38,6 +40,8 @@ class OperationsBase:
         self.bus = bus
         self.watcher = watcher
         self.sources = sources
+        # Opens sealed env values and git URLs (#10); without a key file, a throwaway key pair.
+        self.secrets = secrets or Secrets.ephemeral()
         self.limits = Limits(
             memory_bytes=settings.memory_limit_bytes, cpu=settings.bot_cpu_limit, pids=settings.bot_pids_limit
         )
@@ -51,7 +55,8 @@ class OperationsBase:
 
     async def bot_status(self, rec: BotRecord) -> BotStatus:
         info = await self.backend.inspect(rec.owner, rec.name)
-        return build_status(rec, info, await self.store.usage(rec.owner, rec.name), self.limits)
+        usage = await self.store.usage(rec.owner, rec.name)
+        return build_status(rec, info, usage, self.limits, self.secrets)
 
     def _spec(self, rec: BotRecord, files: dict[str, bytes]) -> ContainerSpec:
         return ContainerSpec(
@@ -61,7 +66,7 @@ class OperationsBase:
             # A bot built from its own Dockerfile runs the image's CMD, its code in the image.
             command=None if rec.own_image else ["python", rec.entrypoint],
             app_volume=not rec.own_image,
-            env=rec.env,
+            env=self.secrets.open_env(rec.env),  # plain only on the way into the container
             files=files,
             request_id=rec.request_id,
             memory_bytes=self.limits.memory_bytes,
@@ -109,6 +114,8 @@ class OperationsBase:
     async def prepare(self, cmd: Command, progress: ProgressFn, previous: BotRecord | None) -> Prepared:
         """Validate and, where needed, build what the command deploys."""
         spec = resolve_spec(cmd.source, cmd.pull, previous)
+        if spec.git_url is not None:  # sealed when it carries credentials
+            spec = spec.model_copy(update={"git_url": self.secrets.open_url(spec.git_url)})
         payload = await self._payload(cmd) if spec.kind in (SourceKind.FILE, SourceKind.ZIP) else None
         prefer = (previous.entrypoint,) if previous is not None and previous.entrypoint else ()
         ctx = f"owner={cmd.owner} bot={cmd.name} request={cmd.request_id}"

@@ -6,7 +6,7 @@ from protocol.errors import NotFound
 from protocol.models import Command, Desired, Event, EventType, QuotaInfo, Result, Stage
 from protocol.rules import validate_name
 from runner.operations.base import OperationsBase
-from runner.operations.env import check_env, refuse_tokens_in_use
+from runner.operations.env import merged_env, refuse_tokens_in_use
 from runner.sources import ProgressFn, pack_files
 from runner.state import BotRecord
 
@@ -27,8 +27,8 @@ class LifecycleOps(OperationsBase):
         if rec is not None and rec.request_id == cmd.request_id:
             await self._ensure_running(rec)  # redelivered after the record was written
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
-        env = check_env(cmd.env or {})
-        await refuse_tokens_in_use(self.store, cmd.owner, name, env)
+        env = merged_env(self.secrets, {}, cmd.env)
+        await refuse_tokens_in_use(self.store, self.secrets, cmd.owner, name, env)
         await self.store.reserve(cmd.owner, name, cmd.request_id)
         try:
             prepared = await self.prepare(cmd, progress, None)
@@ -40,7 +40,7 @@ class LifecycleOps(OperationsBase):
                 image=prepared.image,
                 entrypoint=prepared.entrypoint,
                 request_id=cmd.request_id,
-                git_url=prepared.git_url,
+                git_url=self.secrets.seal_url(prepared.git_url),
                 own_image=prepared.own_image,
                 usernames={k: u for k, u in cmd.usernames.items() if k in env},
             )
@@ -86,13 +86,13 @@ class LifecycleOps(OperationsBase):
         if rec.request_id == cmd.request_id:  # redelivered: the new code is already recorded
             await self.deploy(rec)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
-        env = check_env({**rec.env, **(cmd.env or {})})  # the caps hold after the merge
-        await refuse_tokens_in_use(self.store, rec.owner, rec.name, cmd.env)
+        env = merged_env(self.secrets, rec.env, cmd.env)  # the caps hold after the merge
+        await refuse_tokens_in_use(self.store, self.secrets, rec.owner, rec.name, cmd.env)
         prepared = await self.prepare(cmd, progress, rec)
         await progress(Stage.STOPPING, "")
         await self._stop_current(rec)
         rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
-        rec.git_url, rec.own_image = prepared.git_url, prepared.own_image
+        rec.git_url, rec.own_image = self.secrets.seal_url(prepared.git_url), prepared.own_image
         rec.set_env(env, cmd.env, cmd.usernames)
         rec.request_id, rec.desired = cmd.request_id, Desired.RUNNING
         await self.store.save(rec, source=pack_files(prepared.files))
@@ -104,11 +104,8 @@ class LifecycleOps(OperationsBase):
     async def set_env(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
         if rec.request_id != cmd.request_id:
-            env = {**rec.env, **(cmd.env or {})}
-            for key in cmd.unset:
-                env.pop(key, None)
-            env = check_env(env)  # the caps hold after the merge
-            await refuse_tokens_in_use(self.store, rec.owner, rec.name, cmd.env)
+            env = merged_env(self.secrets, rec.env, cmd.env, cmd.unset)  # the caps hold after the merge
+            await refuse_tokens_in_use(self.store, self.secrets, rec.owner, rec.name, cmd.env)
             await self._stop_current(rec)
             rec.set_env(env, {**(cmd.env or {}), **dict.fromkeys(cmd.unset, "")}, cmd.usernames)
             rec.request_id = cmd.request_id

@@ -20,7 +20,8 @@ class QueryOps(OperationsBase):
         rec = await self._record(cmd)
         tail = max(1, min(cmd.tail, 100_000)) if cmd.tail else None
         text = await self.backend.logs(rec.owner, rec.name, tail, cmd.since)
-        return Result(request_id=cmd.request_id, logs=text)
+        # The reply rests in Redis: a bot that prints its token must not leave it there.
+        return Result(request_id=cmd.request_id, logs=self.secrets.masker(rec.env)(text))
 
     async def list(self, cmd: Command, progress: ProgressFn) -> Result:
         owners = await self.store.owners() if cmd.all_owners and cmd.admin else [cmd.owner]

@@ -13,7 +13,8 @@ from runner.sources import ProgressFn
 class TelegramOps(OperationsBase):
     async def delete_webhook(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
-        tokens = {key: value.strip() for key, value in rec.env.items() if is_bot_token(value)}
+        env = self.secrets.open_env(rec.env)  # the runner alone may read the token
+        tokens = {key: value.strip() for key, value in env.items() if is_bot_token(value)}
         if not tokens:
             raise BotrunnerError(
                 "the bot's env holds no bot token, so there is no webhook to remove",

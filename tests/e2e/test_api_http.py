@@ -50,11 +50,11 @@ def test_lifecycle_through_the_api(
     assert box.labels["botrunner.owner"] == str(api_user.owner)
     assert box.id.startswith(bot["container_id"])
 
-    logs = api_user.wait_log(name, "hello from api-test")
-    assert "hello from api-test" in logs
+    logs = api_user.wait_log(name, "hello from API-TEST")
+    assert "hello from API-TEST" in logs
     as_json = api_user.http.get(f"/api/bots/{name}/logs", params={"tail": 5, "since": "10m"})
     assert as_json.headers["content-type"].startswith("application/x-ndjson")
-    assert {"line": "hello from api-test"} in [json.loads(line) for line in as_json.text.splitlines()]
+    assert {"line": "hello from API-TEST"} in [json.loads(line) for line in as_json.text.splitlines()]
     assert float(as_json.headers["x-log-time"]) > 0
 
     listing = api_user.http.get("/api/bots").json()
@@ -73,12 +73,12 @@ def test_lifecycle_through_the_api(
     updated = api_user.http.put(f"/api/bots/{name}", files=files)
     assert updated.status_code == 200, updated.text
     assert updated.json()["source"]["filename"] == "v2.py"
-    api_user.wait_log(name, "v2 says hello from api-test")
+    api_user.wait_log(name, "v2 says hello from API-TEST")
 
     env = api_user.http.put(f"/api/bots/{name}/env", json={"WHO": "patched", "SECRET": None})
     assert env.status_code == 200, env.text
     assert set(env.json()["env_masked"]) == {"WHO"}
-    api_user.wait_log(name, "v2 says hello from patched")
+    api_user.wait_log(name, "v2 says hello from PATCHED")
 
     gone = api_user.http.delete(f"/api/bots/{name}")
     assert (gone.status_code, gone.content) == (204, b"")

@@ -64,10 +64,10 @@ def test_every_command_of_a_bots_life(
     assert status["container_id"][:12] in out
     assert "hunter22" not in out
 
-    api_user.wait_log(name, "hello from cli-test")
-    assert "hello from cli-test" in ok(api_user.cli("logs", name, "--tail", "5", "--since", "10m"))
+    api_user.wait_log(name, "hello from CLI-TEST")
+    assert "hello from CLI-TEST" in ok(api_user.cli("logs", name, "--tail", "5", "--since", "10m"))
     lines = ok(api_user.cli("--json", "logs", name)).splitlines()
-    assert {"line": "hello from cli-test"} in [json.loads(line) for line in lines]
+    assert {"line": "hello from CLI-TEST"} in [json.loads(line) for line in lines]
 
     assert ok(api_user.cli("stop", name)).strip() == f"🔴 STOPPED  {name} stopped"
     assert ok(api_user.cli("start", name)).strip() == f"🟢 RUNNING  {name} started"
@@ -76,11 +76,11 @@ def test_every_command_of_a_bots_life(
     v2 = write(tmp_path, "v2.py", TICKER_V2)
     out = ok(api_user.cli("update", name, "--simple", v2, "-e", "WHO=updated"))
     assert "Step 1/2: stopping… ✓\nStep 2/2: starting the new code… ✓ updated\n" in out
-    api_user.wait_log(name, "v2 says hello from updated")
+    api_user.wait_log(name, "v2 says hello from UPDATED")
 
     out = ok(api_user.cli("env", name, "WHO=env-cmd", "-SECRET"))
     assert "set WHO; unset SECRET" in out and "env-cmd" not in out
-    api_user.wait_log(name, "v2 says hello from env-cmd")
+    api_user.wait_log(name, "v2 says hello from ENV-CMD")
     assert set(json.loads(ok(api_user.cli("--json", "status", name)))["env_masked"]) == {"WHO"}
 
     assert ok(api_user.cli("rm", name)).strip() == f"🗑  {name} deleted"

@@ -68,7 +68,7 @@ def test_start_from_git_then_pull_the_branch_head_and_a_commit(user: ApiUser, gi
     result = user.cli("start", "gitbot", "--git", git.url("pullme"), "--branch", "main", "-e", "WHO=git")
     assert result.returncode == 0, result.stderr
     assert "🟢 RUNNING  gitbot deployed" in result.stdout
-    user.wait_log("gitbot", "git v1 hello from git", timeout=120)
+    user.wait_log("gitbot", "git v1 hello from GIT", timeout=120)
     status = json.loads(user.cli("--json", "status", "gitbot").stdout)
     assert status["source"]["kind"] == "git" and status["source"]["commit"].startswith(first[:7])
     assert first[:7] in user.cli("status", "gitbot").stdout
@@ -77,14 +77,14 @@ def test_start_from_git_then_pull_the_branch_head_and_a_commit(user: ApiUser, gi
     result = user.cli("update", "gitbot", "--pull")
     assert result.returncode == 0, result.stderr
     assert "Step 1/2: stopping… ✓\nStep 2/2: starting the new code… ✓ updated" in result.stdout
-    user.wait_log("gitbot", "git v2 hello from git", timeout=120)
+    user.wait_log("gitbot", "git v2 hello from GIT", timeout=120)
     assert json.loads(user.cli("--json", "status", "gitbot").stdout)["source"]["commit"].startswith(
         second[:7]
     )
 
     result = user.cli("update", "gitbot", "--pull", "--commit", first)
     assert result.returncode == 0, result.stderr
-    user.wait_log("gitbot", "git v1 hello from git", timeout=120)
+    user.wait_log("gitbot", "git v1 hello from GIT", timeout=120)
 
 
 def test_start_from_git_with_an_entrypoint(user: ApiUser, git: GitServer) -> None:

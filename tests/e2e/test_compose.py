@@ -30,6 +30,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+import redis
 import yaml
 
 from tests.fakes.telegram import FakeTelegram
@@ -215,11 +216,21 @@ class Stack:
             out[service] = c.attrs["State"].get("Health", {}).get("Status", c.status)
         return out
 
+    def health_logs(self) -> str:
+        """The last healthcheck outputs of each container: why one is unhealthy."""
+        out = []
+        for service, c in self.containers().items():
+            for entry in (c.attrs["State"].get("Health") or {}).get("Log", [])[-2:]:
+                out.append(f"{service} health: exit {entry['ExitCode']}: {entry['Output'][-500:]!r}")
+        return "\n".join(out)
+
     def wait_healthy(self, timeout: float = HEALTHY_TIMEOUT_S) -> dict[str, str]:
         deadline = time.monotonic() + timeout
         while (health := self.health()) != dict.fromkeys(("redis", "runner", "controlbot"), "healthy"):
             if time.monotonic() > deadline:
-                raise AssertionError(f"stack not healthy in {timeout:.0f} s: {health}\n{self.logs()}")
+                raise AssertionError(
+                    f"stack not healthy in {timeout:.0f} s: {health}\n{self.health_logs()}\n{self.logs()}"
+                )
             time.sleep(0.5)
         return health
 
@@ -260,6 +271,9 @@ def stack(
         "TEST_CA_BUNDLE": str(ca_bundle),
         "TEST_SESSION_ID": test_session_id,
         "TEST_TELEGRAM_API_URL": fake_telegram.url,
+        # Redis's ACL users, as the README's configure step generates them.
+        "REDIS_RUNNER_PASSWORD": secrets.token_hex(24),
+        "REDIS_CONTROLBOT_PASSWORD": secrets.token_hex(24),
     }
     project = f"botrunner-{test_session_id}-{secrets.token_hex(2)}"
     stack = Stack(project, env, control_token, admin_id, api_port, workdir, docker_client)
@@ -267,7 +281,8 @@ def stack(
     try:
         started = time.monotonic()
         up = stack.compose("up", "-d", "--no-build", timeout=UP_TIMEOUT_S)
-        assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr}\n{stack.logs()}"
+        health = stack.health_logs()
+        assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr}\n{health}\n{stack.logs()}"
         stack.wait_healthy()
         print(f"compose stack {project} healthy in {time.monotonic() - started:.1f} s")
         yield stack
@@ -346,3 +361,40 @@ def test_deploy_a_bot_through_the_stack(
     chat.send("/system")
     system = chat.wait("Docker", after=mark, timeout=30).text or ""
     assert "Bots running: 1 of 1" in system, system
+
+
+def test_redis_users_hold_only_what_they_need(stack: Stack) -> None:
+    """The control bot's Redis user cannot read a bot record or flush Redis; the runner's cannot
+    flush it either; the default user only answers PING (#10)."""
+    port = stack.env["TEST_REDIS_PORT"]
+    controlbot = redis.Redis(
+        host="127.0.0.1",
+        port=int(port),
+        username="controlbot",
+        password=stack.env["REDIS_CONTROLBOT_PASSWORD"],
+    )
+    runner = redis.Redis(
+        host="127.0.0.1", port=int(port), username="runner", password=stack.env["REDIS_RUNNER_PASSWORD"]
+    )
+    anonymous = redis.Redis(host="127.0.0.1", port=int(port))
+    try:
+        records = [k for k in runner.scan_iter(match="botrunner:bot:*")]
+        record = records[0] if records else b"botrunner:bot:1:anything"
+        for attempt in (
+            lambda: controlbot.get(record),
+            lambda: controlbot.get("botrunner:source:1:anything"),
+            controlbot.flushall,
+            lambda: controlbot.set("botrunner:runner:pubkey", "forged"),
+            runner.flushall,
+            lambda: runner.config_get("*"),
+            lambda: anonymous.get("botrunner:runner:heartbeat"),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                attempt()
+        assert anonymous.ping() and controlbot.get("botrunner:runner:pubkey") is not None
+        # What the runner keeps there is sealed: the deploy above carried a bot token.
+        for key in records:
+            assert b"sealed:v1:" in (runner.get(key) or b"")
+    finally:
+        for client in (controlbot, runner, anonymous):
+            client.close()

@@ -10,6 +10,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+from protocol import keys
 from protocol.client import DEFAULT_TIMEOUT_S, ProgressCallback
 from protocol.errors import (
     AlreadyExists,
@@ -37,6 +38,8 @@ from protocol.models import (
     Stage,
 )
 from protocol.rules import check_env, validate_name
+from protocol.sealing import encode_public_key
+from runner.secrets import Secrets
 
 LIMITS = Limits(memory_bytes=256 * 1024 * 1024, cpu=0.5, pids=128)
 
@@ -69,10 +72,27 @@ class FakeBot:
         )
 
 
+class PublishedKey:
+    """The one Redis key the gateway reads through RunnerClient.redis: the runner's public key."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        self.secrets = secrets
+
+    async def get(self, key: str) -> bytes | None:
+        assert key == keys.RUNNER_PUBKEY, key
+        return encode_public_key(self.secrets.public_key).encode()
+
+
 class FakeRunner:
-    """Implements the part of RunnerClient the API uses: health, submit, wait, call."""
+    """Implements the part of RunnerClient the API uses: health, submit, wait, call.
+
+    Like the runner, it holds the key pair: `sealed` keeps commands as they arrived (env values
+    sealed), `commands` as the runner reads them once opened."""
 
     def __init__(self, quota: int = 3) -> None:
+        self.secrets = Secrets.ephemeral()
+        self.redis = PublishedKey(self.secrets)
+        self.sealed: list[Command] = []
         self.up = True
         self.quota = quota
         self.bots: dict[tuple[int, str], FakeBot] = {}
@@ -87,6 +107,12 @@ class FakeRunner:
     async def submit(self, cmd: Command, payload: bytes | None = None) -> None:
         if not self.up:
             raise RunnerUnavailable()
+        self.sealed.append(cmd)
+        opened = {"env": self.secrets.open_env(cmd.env) if cmd.env is not None else None}
+        if cmd.source is not None and cmd.source.git_url is not None:
+            source = cmd.source.model_copy(update={"git_url": self.secrets.open_url(cmd.source.git_url)})
+            opened["source"] = source  # type: ignore[assignment]
+        cmd = cmd.model_copy(update=opened)
         self.commands.append(cmd)
         self.payloads[cmd.request_id] = payload
         self._pending[cmd.request_id] = cmd

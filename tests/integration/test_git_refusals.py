@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import secrets
 import stat
@@ -15,9 +16,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from protocol import keys
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
 from protocol.models import Command, Op, SourceKind, SourceSpec, notes_text
+from protocol.sealing import SEALED_PREFIX
 from tests.fixtures.git_server import PRIVATE_PASSWORD, Deploys, GitServer, owner_id, sleeper, zip_bytes
 from tests.fixtures.runner import RunnerProcess
 from tests.integration.helpers import call, containers_of
@@ -123,6 +126,10 @@ async def test_credentials_in_the_url_are_used_but_never_echoed(
     status = await call(deploys.client, Op.STATUS, owner, name)
     listed = await call(deploys.client, Op.LIST, owner)
     assert PRIVATE_PASSWORD not in status.model_dump_json() + listed.model_dump_json()
+    # At rest the record keeps the URL sealed (#10), yet the pull above could open it.
+    record = await deploys.client.redis.get(keys.bot(owner, name))
+    assert record is not None and PRIVATE_PASSWORD.encode() not in record
+    assert json.loads(record)["git_url"].startswith(SEALED_PREFIX)
 
     # Wrong credentials: a clear failure that does not repeat them either.
     wrong = git_server.http_url(repo, private=True, password="wrong-password-123")

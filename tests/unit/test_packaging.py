@@ -28,9 +28,23 @@ COMPOSE = REPO / "docker-compose.yml"
 COMPOSE_TEST = REPO / "docker-compose.test.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
-FAKE_ENV = {"BOT_TOKEN": "123456:TEST-not-a-real-token", "ADMIN_IDS": "111,222"}
+FAKE_ENV = {
+    "BOT_TOKEN": "123456:TEST-not-a-real-token",
+    "ADMIN_IDS": "111,222",
+    "REDIS_RUNNER_PASSWORD": "test-runner-password",
+    "REDIS_CONTROLBOT_PASSWORD": "test-controlbot-password",
+}
 # Variables the compose file itself reads (not settings of either service).
-COMPOSE_VARS = {"DOCKER_GID", "API_BIND", "BOTRUNNER_IMAGE", "BASE_IMAGE"}
+COMPOSE_VARS = {
+    "DOCKER_GID",
+    "API_BIND",
+    "BOTRUNNER_IMAGE",
+    "BASE_IMAGE",
+    # Redis's ACL users and memory cap (#10): read by the redis service.
+    "REDIS_RUNNER_PASSWORD",
+    "REDIS_CONTROLBOT_PASSWORD",
+    "REDIS_MAXMEMORY",
+}
 # Read by `python -m controlbot` itself, outside its Settings class.
 EXTRA_CONTROLBOT_VARS = {"LOG_LEVEL"}
 TEST_OVERRIDE_ENV = {
