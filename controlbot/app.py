@@ -38,7 +38,7 @@ from controlbot.middlewares.access import AccessMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
 from controlbot.retry import RetryAfterMiddleware
 from controlbot.settings import Settings
-from protocol.client import RunnerClient
+from protocol.client import RunnerClient, blocking_pool
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,11 @@ def _report_end(task: asyncio.Task[None]) -> None:
 async def run(settings: Settings) -> None:
     """Poll Telegram until SIGINT/SIGTERM, with crash alerts and the HTTP API alongside."""
     # redis-py 8 times reads out after 5 s by default: blocking reads (the alerts' XREADGROUP, the
-    # replies' BLPOP) get a margin above the longest block instead.
-    redis = Redis.from_url(settings.redis_url, socket_timeout=REDIS_READ_TIMEOUT_S, socket_connect_timeout=5)
-    gateway = create_gateway(settings, RunnerClient(redis))
+    # replies listener's XREAD) get a margin above the longest block instead. The pool is sized on
+    # purpose and waits for a free connection: a burst queues for milliseconds instead of failing.
+    redis = blocking_pool(settings.redis_url, socket_timeout=REDIS_READ_TIMEOUT_S, socket_connect_timeout=5)
+    runner = RunnerClient(redis)
+    gateway = create_gateway(settings, runner)
     i18n = create_i18n()
     bot = create_bot(settings)
     dp = create_dispatcher(settings, gateway, redis, i18n)
@@ -128,4 +130,5 @@ async def run(settings: Settings) -> None:
     try:
         await dp.start_polling(bot, close_bot_session=True)
     finally:
+        await runner.close()
         await redis.aclose()
