@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
     git_allowed_schemes: Annotated[list[str], NoDecode] = ["https"]
     log_level: str = "INFO"
+    # -- tenancy: rate limits and the API's body limit (issue 10) --
+    # State-changing commands per user per minute, chat and API together; 0 turns the limit off.
+    rate_limit_per_minute: int = Field(30, ge=0)
+    # The largest request body the HTTP API reads; None: MAX_UPLOAD_BYTES + 1 MiB (form overhead).
+    api_max_body_bytes: int | None = Field(None, gt=0)
 
     @field_validator("bot_token")
     @classmethod
@@ -75,6 +80,11 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http(s) URL such as https://api.telegram.org")
         return value.rstrip("/")
+
+    @property
+    def api_body_limit(self) -> int:
+        """API_MAX_BODY_BYTES, or by default an upload of the largest size plus its form's overhead."""
+        return self.api_max_body_bytes or self.max_upload_bytes + 2**20
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admin_ids

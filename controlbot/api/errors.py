@@ -199,6 +199,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _doc("Quota exceeded (QUOTA_EXCEEDED) or not allowed (FORBIDDEN)."),
     404: _doc("No such bot among yours, or an invalid name in the path (NOT_FOUND)."),
     409: _doc("The name already exists (ALREADY_EXISTS)."),
+    413: _doc("The request body is over API_MAX_BODY_BYTES (PAYLOAD_TOO_LARGE); nothing of it was kept."),
     422: _doc("Invalid input, naming the field; BUILD_FAILED carries the build log tail in `detail`."),
+    429: {
+        **_doc("Too many state-changing commands this minute (RATE_LIMITED); retry after `Retry-After` s."),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until the next minute window.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
     503: _doc("The runner, Docker or Redis is unavailable (RUNNER_UNAVAILABLE, STORE_UNAVAILABLE ...)."),
 }
