@@ -35,7 +35,9 @@ from controlbot.handlers import (
 )
 from controlbot.i18n import create_i18n
 from controlbot.middlewares.access import AccessMiddleware
+from controlbot.middlewares.groups import PrivateEnvMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
+from controlbot.ratelimit import RateLimiter
 from controlbot.retry import RetryAfterMiddleware
 from controlbot.settings import Settings
 from protocol.client import RunnerClient, blocking_pool
@@ -73,7 +75,12 @@ def routers(settings: Settings) -> list[Router]:
 
 
 def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
-    return Gateway(runner, bot_token=settings.bot_token, max_upload_bytes=settings.max_upload_bytes)
+    return Gateway(
+        runner,
+        bot_token=settings.bot_token,
+        max_upload_bytes=settings.max_upload_bytes,
+        limiter=RateLimiter(runner.redis, settings.rate_limit_per_minute),
+    )
 
 
 def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: I18n) -> Dispatcher:
@@ -82,6 +89,7 @@ def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: 
     access = AccessMiddleware(settings)  # after the locale middleware, so the refusal is translated
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
+    dp.message.outer_middleware(PrivateEnvMiddleware())  # env values never stay in a group chat
     dp.include_routers(*routers(settings))
     return dp
 

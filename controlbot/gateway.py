@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from controlbot.ratelimit import RateLimiter
 from protocol import rules
 from protocol.client import BUILD_TIMEOUT_S, DEFAULT_TIMEOUT_S, ProgressCallback, RunnerClient
 from protocol.errors import (
@@ -138,10 +139,18 @@ def _python_text(data: bytes) -> bool:
 class Gateway:
     """Every operation a front end can ask for, on behalf of a caller."""
 
-    def __init__(self, runner: RunnerClient, *, bot_token: str, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        runner: RunnerClient,
+        *,
+        bot_token: str,
+        max_upload_bytes: int,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.runner = runner
         self.bot_token = bot_token
         self.max_upload_bytes = max_upload_bytes
+        self.limiter = limiter
 
     # -- checks every front end needs -----------------------------------------------------------
     def check_env(self, env: dict[str, str]) -> dict[str, str]:
@@ -216,6 +225,11 @@ class Gateway:
         owner = target.owner if target else fields.pop("owner", caller.id)
         if not caller.may_touch(owner):
             raise NotFound(target.name if target else "?")
+        if self.limiter is not None:  # chat and API draw from one allowance per user
+            try:
+                await self.limiter.hit(caller.id, op)
+            except RedisError as e:
+                raise StoreUnavailable() from e
         cmd = Command(
             op=op,
             owner=owner,

@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     UNAUTHORIZED = "UNAUTHORIZED"  # HTTP API: missing, wrong or revoked token
     INTERNAL = "INTERNAL"
+    RATE_LIMITED = "RATE_LIMITED"  # too many state-changing commands this minute (RATE_LIMIT_PER_MINUTE)
 
 
 class ErrorParams(BaseModel):

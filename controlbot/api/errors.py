@@ -42,6 +42,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.EXPIRED: 503,
     ErrorCode.TIMEOUT: 503,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.RATE_LIMITED: 429,
 }
 
 # Which code a failed check on a request field gets; anything else is INVALID_INPUT.
@@ -112,6 +113,8 @@ async def botrunner_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "30"}
+    if status == 429:
+        headers = {"Retry-After": str(exc.params.seconds or 60)}
     owner = getattr(request.state, "owner", None)
     log.info(
         "%s %s owner=%s -> %s %s: %s",
