@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -43,6 +44,9 @@ from protocol.models import (
 
 log = logging.getLogger(__name__)
 
+# How long a deploy may wait in the queue before the runner drops it unread (within the
+# requester's own BUILD_TIMEOUT_S wait, so the requester hears EXPIRED rather than a timeout).
+DEPLOY_QUEUE_WAIT_S = 600.0
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 
@@ -280,6 +284,9 @@ class Gateway:
             source=req.spec(),
             pull=req.pull,
             env=env,
+            # A deploy is worth running as long as its requester waits for it: in a burst it may
+            # queue behind a hundred others for longer than the default 30 s.
+            deadline=time.time() + DEPLOY_QUEUE_WAIT_S,
         )
 
     async def status(self, caller: Caller, target: Target) -> BotStatus:
