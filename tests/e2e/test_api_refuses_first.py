@@ -74,6 +74,7 @@ def test_huge_unauthenticated_body_is_refused_at_once_without_memory(
     before = vm_hwm_kb(pid)
     status, elapsed, sent = send_huge(controlbot.api_url, chunked=chunked)
     after = vm_hwm_kb(pid)
+    print(f"{status} after {elapsed:.2f} s, {sent / MB:.0f} MB sent, VmHWM {before} -> {after} kB")
     assert status in (401, 413)
     assert elapsed < 10, f"answered after {elapsed:.1f} s"
     assert sent < BODY_BYTES, "the whole body was taken before the answer"
