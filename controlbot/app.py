@@ -36,11 +36,13 @@ from controlbot.handlers import (
 )
 from controlbot.i18n import create_i18n
 from controlbot.middlewares.access import AccessMiddleware
+from controlbot.middlewares.groups import PrivateEnvMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
+from controlbot.ratelimit import RateLimiter
 from controlbot.retry import RetryAfterMiddleware
 from controlbot.settings import Settings
 from controlbot.telegram_check import TokenChecker
-from protocol.client import RunnerClient
+from protocol.client import RunnerClient, blocking_pool
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
         max_upload_bytes=settings.max_upload_bytes,
         telegram=TokenChecker(settings.telegram_api_url),
         max_backup_bytes=settings.max_backup_bytes,
+        limiter=RateLimiter(runner.redis, settings.rate_limit_per_minute),
     )
 
 
@@ -93,6 +96,7 @@ def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: 
     dp.callback_query.outer_middleware(access)
     if settings.webapp_url:
         dp.update.outer_middleware(dashboard.DashboardMiddleware(settings.webapp_url))
+    dp.message.outer_middleware(PrivateEnvMiddleware())  # env values never stay in a group chat
     dp.include_routers(*routers(settings))
     return dp
 
@@ -106,9 +110,11 @@ def _report_end(task: asyncio.Task[None]) -> None:
 async def run(settings: Settings) -> None:
     """Poll Telegram until SIGINT/SIGTERM, with crash alerts and the HTTP API alongside."""
     # redis-py 8 times reads out after 5 s by default: blocking reads (the alerts' XREADGROUP, the
-    # replies' BLPOP) get a margin above the longest block instead.
-    redis = Redis.from_url(settings.redis_url, socket_timeout=REDIS_READ_TIMEOUT_S, socket_connect_timeout=5)
-    gateway = create_gateway(settings, RunnerClient(redis))
+    # replies listener's XREAD) get a margin above the longest block instead. The pool is sized on
+    # purpose and waits for a free connection: a burst queues for milliseconds instead of failing.
+    redis = blocking_pool(settings.redis_url, socket_timeout=REDIS_READ_TIMEOUT_S, socket_connect_timeout=5)
+    runner = RunnerClient(redis)
+    gateway = create_gateway(settings, runner)
     i18n = create_i18n()
     bot = create_bot(settings)
     dp = create_dispatcher(settings, gateway, redis, i18n)
@@ -144,4 +150,5 @@ async def run(settings: Settings) -> None:
     try:
         await dp.start_polling(bot, close_bot_session=True)
     finally:
+        await runner.close()
         await redis.aclose()

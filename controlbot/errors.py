@@ -20,6 +20,7 @@ from aiogram.utils.i18n import gettext as _
 
 from controlbot.formatting import MAX_TEXT, clean_log, log_block, mask_credentials, tg_len
 from controlbot.i18n import pick_locale
+from controlbot.ratelimit import REPEAT
 from protocol.errors import BotrunnerError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,11 @@ def _runner_sentence(exc: BotrunnerError) -> str:
                 "Quota reached: at most {limit} bots per user. Delete one with /delete to free a slot."
             ).format(limit=exc.params.limit)
         return _("Quota reached. Delete a bot with /delete to free a slot.")
+    if code == ErrorCode.RATE_LIMITED:
+        return _(
+            "🐢 Slow down, please: at most {limit} changes per minute. "
+            "Try again in {seconds} s; /status and /logs still work meanwhile."
+        ).format(limit=exc.params.limit or 0, seconds=exc.params.seconds or 60)
     if code == ErrorCode.NOT_FOUND:
         return _("No bot named <b>{name}</b>. /list shows your bots.").format(name=name)
     if code == ErrorCode.ALREADY_EXISTS:
@@ -196,6 +202,11 @@ async def on_botrunner_error(event: ErrorEvent, bot: Bot, i18n: I18n) -> None:
     exc = event.exception
     assert isinstance(exc, BotrunnerError)
     user = _event_user(event)
+    if exc.code is ErrorCode.RATE_LIMITED and exc.params.reason == REPEAT:
+        # Told once this minute already: one "slow down" per minute, not one per command.
+        if event.update.callback_query is not None:
+            await event.update.callback_query.answer()
+        return
     log.info(
         "answered %s to user=%s: %s", exc.code.value, user.id if user else None, mask_credentials(exc.message)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,6 +19,7 @@ from typing import Any
 from nacl.public import PublicKey
 from redis.exceptions import RedisError
 
+from controlbot.ratelimit import RateLimiter
 from controlbot.telegram_check import NO_TOKENS, TokenCheck, TokenChecker
 from protocol import archive, keys, rules
 from protocol.client import BUILD_TIMEOUT_S, DEFAULT_TIMEOUT_S, ProgressCallback, RunnerClient
@@ -48,6 +50,9 @@ from protocol.sealing import PublicKeyCache, has_userinfo, seal_env, seal_git_ur
 
 log = logging.getLogger(__name__)
 
+# How long a deploy may wait in the queue before the runner drops it unread (within the
+# requester's own BUILD_TIMEOUT_S wait, so the requester hears EXPIRED rather than a timeout).
+DEPLOY_QUEUE_WAIT_S = 600.0
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 
@@ -154,6 +159,7 @@ class Gateway:
         telegram: TokenChecker | None = None,
         max_backup_bytes: int = 200 << 20,
         public_keys: PublicKeyCache | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.runner = runner
         self.max_backup_bytes = max_backup_bytes
@@ -162,6 +168,7 @@ class Gateway:
         self.telegram = telegram
         # The runner's published key: env values and git credentials are sealed with it (#10).
         self.public_keys = public_keys or PublicKeyCache(runner.redis)
+        self.limiter = limiter
 
     async def check_tokens(self, env: dict[str, str] | None) -> TokenCheck:
         """Ask Telegram about the bot tokens in env (TOKEN_INVALID when it rejects one)."""
@@ -260,6 +267,11 @@ class Gateway:
         owner = target.owner if target else fields.pop("owner", caller.id)
         if not caller.may_touch(owner):
             raise NotFound(target.name if target else "?")
+        if self.limiter is not None:  # chat and API draw from one allowance per user
+            try:
+                await self.limiter.hit(caller.id, op)
+            except RedisError as e:
+                raise StoreUnavailable() from e
         cmd = Command(
             op=op,
             owner=owner,
@@ -312,6 +324,9 @@ class Gateway:
             pull=req.pull,
             env=await self.seal_env(env),  # after the checks, which need the plain values
             usernames=tokens.usernames,
+            # A deploy is worth running as long as its requester waits for it: in a burst it may
+            # queue behind a hundred others for longer than the default 30 s.
+            deadline=time.time() + DEPLOY_QUEUE_WAIT_S,
         )
         result.notes.extend(tokens.notes)
         return result

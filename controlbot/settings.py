@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # Dashboard buttons, no menu button), and how old a Mini App's initData may be.
     webapp_url: str | None = None
     webapp_auth_max_age: int = Field(86400, gt=0)
+    # -- tenancy: rate limits and the API's body limit (issue 10) --
+    # State-changing commands per user per minute, chat and API together; 0 turns the limit off.
+    rate_limit_per_minute: int = Field(30, ge=0)
+    # The largest request body the HTTP API reads; None: MAX_UPLOAD_BYTES + 1 MiB (form overhead).
+    api_max_body_bytes: int | None = Field(None, gt=0)
 
     @field_validator("bot_token")
     @classmethod
@@ -98,6 +103,11 @@ class Settings(BaseSettings):
                 "must be the https URL where the API's /app/ is served (Telegram requires https)"
             )
         return value.strip()
+
+    @property
+    def api_body_limit(self) -> int:
+        """API_MAX_BODY_BYTES, or by default an upload of the largest size plus its form's overhead."""
+        return self.api_max_body_bytes or self.max_upload_bytes + 2**20
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admin_ids

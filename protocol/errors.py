@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     DISK_LIMIT_EXCEEDED = "DISK_LIMIT_EXCEEDED"
     # builds in the sandbox (#10): a repository's own Dockerfile refused by RUNNER_DOCKERFILE_POLICY
     DOCKERFILE_NOT_ALLOWED = "DOCKERFILE_NOT_ALLOWED"
+    RATE_LIMITED = "RATE_LIMITED"  # too many state-changing commands this minute (RATE_LIMIT_PER_MINUTE)
 
 
 class ErrorParams(BaseModel):

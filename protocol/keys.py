@@ -22,13 +22,17 @@ EVENTS_MAXLEN = 10_000
 HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TTL = 6
 
-# Per-request reply list: Progress and (last) Result JSON messages. Writer: runner (RPUSH),
-# reader: the requester (BLPOP). TTL REPLY_TTL s.
-REPLY_TTL = 600
+# Per-requester replies stream: Progress and (last) Result JSON messages in field "data", for every
+# request of one RunnerClient (one control-bot process, one benchmark ...). Writer: runner (XADD,
+# MAXLEN ~ REPLIES_MAXLEN, EXPIRE REPLIES_TTL s on each write). Reader: that client's one listener
+# (XREAD BLOCK), which routes each message by request id. Named in Command.reply_to.
+REPLIES_TTL = 600
+REPLIES_MAXLEN = 10_000
+REPLIES_PATTERN = rf"^{PREFIX}:replies:[0-9a-f]{{32}}$"
 
 
-def reply(request_id: str) -> str:
-    return f"{PREFIX}:reply:{request_id}"
+def replies(client_id: str) -> str:
+    return f"{PREFIX}:replies:{client_id}"
 
 
 # Stored final Result of a request, for idempotent redelivery. Writer: runner. TTL RESULT_TTL s.
@@ -165,3 +169,17 @@ def crash_streak(owner: int, name: str) -> str:
 # with credentials before anything reaches Redis. Writer: runner, SET NX at start and on every
 # heartbeat (two runners must agree; see runner/keys.py). Readers: control bot, HTTP API. No TTL.
 RUNNER_PUBKEY = f"{PREFIX}:runner:pubkey"
+# -- rate limits (issue 10, "Rate limits on the chat and the API") --------------------------------
+# State-changing commands of one user in one minute window (INCR; EXPIRE RATE_WINDOW_TTL s).
+# Writer: control bot (chat and API alike).
+RATE_WINDOW_TTL = 120
+
+
+def rate(user: int, window: int) -> str:
+    return f"{PREFIX}:rate:{user}:{window}"
+
+
+# Set while the chat's "slow down" message of one window has been sent (SET NX, EX RATE_WINDOW_TTL),
+# so a user over the limit is told once per minute. Writer: control bot.
+def rate_notice(user: int, window: int) -> str:
+    return f"{PREFIX}:rate-notice:{user}:{window}"

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from protocol.errors import BotrunnerError, ErrorCode, ErrorParams
+from protocol.keys import REPLIES_PATTERN
 
 # How long a command may wait in the queue before the runner discards it unread.
 DEFAULT_DEADLINE_S = 30.0
@@ -83,6 +84,9 @@ class Command(_Model):
     usernames: dict[str, str] = Field(default_factory=dict)
     backup: BackupMode | None = None  # backup: what to do (None: now)
     undo: bool = False  # restore: put back what the last restore replaced
+    # Where the runner XADDs this request's Progress and Result: the requester's replies stream
+    # (keys.replies). None: nobody listens; a state change's Result is still kept in keys.result.
+    reply_to: str | None = Field(None, pattern=REPLIES_PATTERN)
 
 
 class BotState(StrEnum):

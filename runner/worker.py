@@ -168,24 +168,26 @@ class Worker:
             stored = await self.redis.get(keys.result(cmd.request_id))
             if stored is not None:  # done before a crash, here or elsewhere: reply again, once
                 log.info("redelivered, already done: %s", ctx)
-                await self._reply(cmd.request_id, _text(stored))
+                await self._reply(cmd.request_id, _text(stored), reply_to=cmd.reply_to)
                 await self._ack(entry_id)
                 return
             if late or (not redelivered and cmd.deadline < time.time()):
                 log.info("discarding expired command: %s", ctx)
                 err = ErrorInfo(code=ErrorCode.EXPIRED, message="the command waited too long and was dropped")
-                await self._finish(entry_id, Result(request_id=cmd.request_id, ok=False, error=err))
+                await self._finish(
+                    entry_id, Result(request_id=cmd.request_id, ok=False, error=err), reply_to=cmd.reply_to
+                )
                 return
             result = await self._execute(cmd, ctx)
             if delay := faults.ack_delay():
                 log.warning("fault injection: pausing %.1f s before ack: %s", delay, ctx)
                 await asyncio.sleep(delay)
-            await self._finish(entry_id, result, cmd.op)
+            await self._finish(entry_id, result, cmd.op, reply_to=cmd.reply_to)
 
     async def _execute(self, cmd: Command, ctx: str) -> Result:
         async def progress(stage: Stage, message: str) -> None:
             msg = Progress(request_id=cmd.request_id, stage=stage, message=message)
-            await self._reply(cmd.request_id, msg.model_dump_json())
+            await self._reply(cmd.request_id, msg.model_dump_json(), reply_to=cmd.reply_to)
 
         started = time.perf_counter()
         try:
@@ -208,21 +210,30 @@ class Worker:
         log.info("%s done ok=%s in %.1f ms", ctx, result.ok, (time.perf_counter() - started) * 1000)
         return result
 
-    async def _reply(self, request_id: str, payload: str) -> None:
-        key = keys.reply(request_id)
+    async def _reply(self, request_id: str, payload: str, *, reply_to: str | None) -> None:
+        """One Progress or Result onto the requester's replies stream (none: nobody listens)."""
+        if reply_to is None:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, payload)
-            pipe.expire(key, keys.REPLY_TTL)
+            self._reply_into(pipe, payload, reply_to)
             await pipe.execute()
 
-    async def _finish(self, entry_id: str, result: Result, op: Op | None = None) -> None:
+    @staticmethod
+    def _reply_into(pipe: Any, payload: str, reply_to: str) -> None:
+        # Capped and expiring: a requester that died leaves nothing behind for long.
+        pipe.xadd(reply_to, {"data": payload}, maxlen=keys.REPLIES_MAXLEN, approximate=True)
+        pipe.expire(reply_to, keys.REPLIES_TTL)
+
+    async def _finish(
+        self, entry_id: str, result: Result, op: Op | None = None, *, reply_to: str | None
+    ) -> None:
         """Remember the result (for redelivery), reply and ack, in one transaction."""
         payload = result.model_dump_json()
         async with self.redis.pipeline(transaction=True) as pipe:
             if op not in READ_ONLY:  # only effects need remembering for redelivery
                 pipe.set(keys.result(result.request_id), payload, ex=keys.RESULT_TTL)
-            pipe.rpush(keys.reply(result.request_id), payload)
-            pipe.expire(keys.reply(result.request_id), keys.REPLY_TTL)
+            if reply_to is not None:
+                self._reply_into(pipe, payload, reply_to)
             pipe.delete(keys.upload(result.request_id))
             self._ack_into(pipe, entry_id)
             await pipe.execute()

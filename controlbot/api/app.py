@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
-from controlbot.api import errors
+from controlbot import tokens
+from controlbot.api import errors, tma
 from controlbot.api.deps import ApiContext, reject_unknown_query
+from controlbot.api.guard import ApiGuard
 from controlbot.api.openapi import build_openapi
 from controlbot.api.routes import actions, bots, data, health, logs, quota, webapp
 from controlbot.gateway import Gateway
@@ -36,6 +39,13 @@ def create_app(settings: Settings, gateway: Gateway, redis: Redis) -> FastAPI:
     )
     app.state.ctx = ApiContext(settings=settings, gateway=gateway, redis=redis)
     errors.install(app)
+    # Refuses a missing token or an oversized body before FastAPI parses anything. One authenticator
+    # per Authorization scheme; a Mini App's `tma` scheme would be one more entry.
+    app.add_middleware(
+        ApiGuard,
+        authenticators={"bearer": partial(tokens.resolve, redis), tma.SCHEME: tma.authenticator(settings)},
+        max_body=settings.api_body_limit,
+    )
     app.include_router(health.router)
     app.include_router(bots.router)
     app.include_router(actions.router)

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from controlbot import tokens
 from controlbot.api import tma
+from controlbot.api.guard import OWNER_KEY
 from controlbot.gateway import Caller, Channel, Gateway, Target
 from controlbot.settings import Settings
 from protocol.errors import BotrunnerError, ErrorCode, NotFound
@@ -47,12 +48,29 @@ _bearer = HTTPBearer(
 async def authenticate(
     request: Request, ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
-    """The caller behind the bearer token (or a Mini App's initData); 401 when missing or wrong."""
+    """The caller behind the bearer token (or a Mini App's initData); 401 when missing or wrong.
+
+    ApiGuard has resolved it before the body was read; `credentials` stays declared so the OpenAPI
+    document names the scheme.
+    """
     if (
         webapp := tma.caller_from_authorization(request.headers.get("authorization"), ctx.settings)
     ) is not None:
         request.state.owner = webapp.id
         return webapp
+    owner: int | None = request.scope.get(OWNER_KEY)
+    if owner is None:
+        owner = await _resolve(ctx, credentials)
+    request.state.owner = owner  # for the log lines of this request
+    if not ctx.settings.is_allowed(owner):
+        raise BotrunnerError(
+            f"user {owner} may no longer host bots here; ask an admin to add you", code=ErrorCode.FORBIDDEN
+        )
+    channel = Channel.CLI if request.headers.get("user-agent", "").startswith(CLI_AGENT) else Channel.API
+    return Caller(id=owner, admin=ctx.settings.is_admin(owner), channel=channel)
+
+
+async def _resolve(ctx: ApiContext, credentials: HTTPAuthorizationCredentials | None) -> int:
     if credentials is None:
         raise BotrunnerError(
             "missing API token: send 'Authorization: Bearer <token>'; /token in the control bot issues one",
@@ -64,13 +82,7 @@ async def authenticate(
             "invalid or revoked API token: send /token to the control bot for a new one",
             code=ErrorCode.UNAUTHORIZED,
         )
-    request.state.owner = owner  # for the log lines of this request
-    if not ctx.settings.is_allowed(owner):
-        raise BotrunnerError(
-            f"user {owner} may no longer host bots here; ask an admin to add you", code=ErrorCode.FORBIDDEN
-        )
-    channel = Channel.CLI if request.headers.get("user-agent", "").startswith(CLI_AGENT) else Channel.API
-    return Caller(id=owner, admin=ctx.settings.is_admin(owner), channel=channel)
+    return owner
 
 
 Auth = Annotated[Caller, Depends(authenticate)]

@@ -46,6 +46,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.TOKEN_INVALID: 422,
     ErrorCode.TOKEN_IN_USE: 409,
     ErrorCode.DISK_LIMIT_EXCEEDED: 409,
+    ErrorCode.RATE_LIMITED: 429,
 }
 
 # Which code a failed check on a request field gets; anything else is INVALID_INPUT.
@@ -116,6 +117,8 @@ async def botrunner_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "30"}
+    if status == 429:
+        headers = {"Retry-After": str(exc.params.seconds or 60)}
     owner = getattr(request.state, "owner", None)
     log.info(
         "%s %s owner=%s -> %s %s: %s",
@@ -203,6 +206,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _doc("Quota exceeded (QUOTA_EXCEEDED) or not allowed (FORBIDDEN)."),
     404: _doc("No such bot among yours, or an invalid name in the path (NOT_FOUND)."),
     409: _doc("The name already exists (ALREADY_EXISTS), or a bot token already runs (TOKEN_IN_USE)."),
+    413: _doc("The request body is over API_MAX_BODY_BYTES (PAYLOAD_TOO_LARGE); nothing of it was kept."),
     422: _doc("Invalid input, naming the field; BUILD_FAILED carries the build log tail in `detail`."),
+    429: {
+        **_doc("Too many state-changing commands this minute (RATE_LIMITED); retry after `Retry-After` s."),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until the next minute window.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
     503: _doc("The runner, Docker or Redis is unavailable (RUNNER_UNAVAILABLE, STORE_UNAVAILABLE ...)."),
 }

@@ -52,7 +52,9 @@ class FrozenBeforeAck(Worker):
         super().__init__(*args, **kwargs)
         self.froze = asyncio.Event()
 
-    async def _finish(self, entry_id: str, result: Result, op: Op | None = None) -> None:
+    async def _finish(
+        self, entry_id: str, result: Result, op: Op | None = None, *, reply_to: str | None
+    ) -> None:
         self.froze.set()
         await asyncio.Event().wait()
 
@@ -68,6 +70,10 @@ class Rig:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    client: RunnerClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = RunnerClient(self.redis)  # one requester, as one control-bot process
 
     def worker(self, consumer: str = "fake-runner", cls: type[Worker] = Worker) -> Worker:
         settings = self.settings.model_copy(update={"runner_id": consumer})
@@ -81,13 +87,14 @@ class Rig:
 
     async def submit(self, cmd: Command, payload: bytes | None = None) -> None:
         # Straight onto the stream: the heartbeat check of RunnerClient.submit is not under test.
+        cmd = self.client.expect(cmd)
         if payload is not None:
             await self.redis.set(keys.upload(cmd.request_id), payload, ex=keys.UPLOAD_TTL)
         await self.redis.xadd(keys.COMMANDS_STREAM, {"data": cmd.model_dump_json()})
 
     async def call(self, cmd: Command, payload: bytes | None = None) -> Result:
         await self.submit(cmd, payload)
-        return await RunnerClient(self.redis).wait(cmd.request_id, timeout=10)
+        return await self.client.wait(cmd.request_id, timeout=10)
 
     async def events(self, name: str) -> list[Event]:
         entries: Any = await self.redis.xrange(keys.EVENTS_STREAM)
@@ -140,6 +147,7 @@ async def rig(own_redis_url: str) -> AsyncIterator[Rig]:
         yield rig
     finally:
         await rig.stop_all()
+        await rig.client.close()
         await redis.aclose()
 
 
@@ -160,7 +168,7 @@ async def test_an_unacked_command_is_redone_without_a_second_effect(rig: Rig, sa
 
     # A restarted runner reads its own pending entries; another one claims them once idle.
     rig.worker("runner-a" if same_consumer else "runner-b")
-    res = await RunnerClient(rig.redis).wait(cmd.request_id, timeout=10)
+    res = await rig.client.wait(cmd.request_id, timeout=10)
 
     assert res.ok, res.error
     assert res.bot is not None and res.bot.container_id == first[:12]
@@ -241,7 +249,7 @@ async def test_two_starts_at_quota_minus_one_give_exactly_one_bot(rig: Rig) -> N
     rig.fake.latency = 0.05  # both starts are in flight at once
     a, b = start_cmd("racer-a"), start_cmd("racer-b")
     await asyncio.gather(rig.submit(a, SLEEPER), rig.submit(b, SLEEPER))
-    client = RunnerClient(rig.redis)
+    client = rig.client
     results = await asyncio.gather(*(client.wait(c.request_id, timeout=10) for c in (a, b)))
 
     assert sorted(r.ok for r in results) == [False, True]

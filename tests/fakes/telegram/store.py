@@ -69,6 +69,7 @@ class Store:
         self._changes = _Changes()
         self._bots: dict[str, _Bot] = {}
         self._users: dict[int, JSON] = {}
+        self._groups: dict[int, JSON] = {}  # group and supergroup chats by (negative) id
         self._files: dict[str, File] = {}  # by file_id and by file_path
         self._revoked: set[str] = set()
         # Tokens Telegram knows (issued by new_token or registered with know); any other gets 401,
@@ -76,6 +77,13 @@ class Store:
         self._known: set[str] = set()
         self._ids = itertools.count(1)
         self._closing = False
+
+    def group(self, chat_id: int, title: str = "Test group", kind: str = "supergroup") -> JSON:
+        """A group chat users can write in (``FakeUser.send(..., chat=...)``) and bots can answer."""
+        assert chat_id < 0 and kind in ("group", "supergroup"), "group ids are negative, as on Telegram"
+        with self._lock:
+            chat = self._groups[chat_id] = {"id": chat_id, "type": kind, "title": title}
+            return dict(chat)
 
     # ---- state helpers (call with the lock held) --------------------------------------------------------
 
@@ -117,6 +125,8 @@ class Store:
         return file
 
     def _chat(self, bot: _Bot, p: JSON) -> JSON:
+        if (group := self._groups.get(_int(p, "chat_id", 0))) is not None:
+            return dict(group)
         try:
             user = self._users[_int(p, "chat_id")]
         except (KeyError, ApiError):

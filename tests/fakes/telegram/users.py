@@ -23,12 +23,14 @@ class FakeUser:
         """The Telegram ``User`` object."""
         return dict(self.server._users[self.id])
 
-    def send(self, token: str, text: str, *, reply_to: Message | None = None) -> Message:
-        """Send text; a leading ``/command`` gets its bot_command entity."""
+    def send(
+        self, token: str, text: str, *, reply_to: Message | None = None, chat: JSON | None = None
+    ) -> Message:
+        """Send text (in ``chat``, a group, else the private chat); a ``/command`` gets its entity."""
         entities = []
         if text.startswith("/"):
             entities.append({"type": "bot_command", "offset": 0, "length": _utf16(text.split()[0])})
-        return self._send(token, text=text, entities=entities, reply_to=reply_to)
+        return self._send(token, text=text, entities=entities, reply_to=reply_to, chat=chat)
 
     def reply(self, token: str, to: Message, text: str) -> Message:
         """Reply to ``to``; the update carries it as reply_to_message (its document included)."""
@@ -43,11 +45,12 @@ class FakeUser:
         *,
         mime_type: str | None = None,
         reply_to: Message | None = None,
+        chat: JSON | None = None,
     ) -> Message:
         """Send a file; its file_id works with getFile and the download route."""
         with self.server._lock:
             file = self.server._new_file(filename, data, mime_type)
-        return self._send(token, document=file, caption=caption, reply_to=reply_to)
+        return self._send(token, document=file, caption=caption, reply_to=reply_to, chat=chat)
 
     def press(
         self, token: str, message: Message, callback_data: str | None = None, *, button: str | None = None
@@ -86,13 +89,16 @@ class FakeUser:
         with self.server._lock:
             self.server._state(token).blocked_by.discard(self.id)
 
-    def _send(self, token: str, reply_to: Message | None = None, **fields: Any) -> Message:
+    def _send(
+        self, token: str, reply_to: Message | None = None, chat: JSON | None = None, **fields: Any
+    ) -> Message:
         server = self.server
         with server._lock:
             bot = server._state(token)
             original = None
             if reply_to is not None:
                 original = server._find(bot, reply_to.chat_id, reply_to.message_id, "message not found")
-            msg = server._store(bot, _private_chat(self.data), self.data, reply_to=original, **fields)
+            where = chat if chat is not None else _private_chat(self.data)
+            msg = server._store(bot, where, self.data, reply_to=original, **fields)
             server._enqueue(token, message=msg.to_api())
             return copy.deepcopy(msg)
