@@ -49,6 +49,25 @@ def container_info(attrs: dict[str, Any]) -> ContainerInfo:
     )
 
 
+def volume_usage(client: Any, instance: str) -> dict[tuple[int, str], int]:
+    """What each bot of an instance holds in /app and /data (not its backups), from one `df` call.
+    This engine's volumes only; under swarm, the runner's node (docs/backends.md)."""
+    out: dict[tuple[int, str], int] = {}
+    for vol in client.api.df().get("Volumes") or []:
+        labels = vol.get("Labels") or {}
+        if labels.get(names.LABEL_INSTANCE) != instance:
+            continue
+        if labels.get(names.LABEL_KIND) not in ("app-volume", "data-volume"):
+            continue
+        try:
+            key = (int(labels[names.LABEL_OWNER]), labels[names.LABEL_BOT])
+        except (KeyError, ValueError):
+            continue
+        size = int((vol.get("UsageData") or {}).get("Size") or 0)
+        out[key] = out.get(key, 0) + max(size, 0)  # -1: the engine could not tell
+    return out
+
+
 def tmp_bytes(memory_bytes: int) -> int:
     """A bot's /tmp: a quarter of its memory limit, at most 64 MiB."""
     return min(64 << 20, max(1 << 20, memory_bytes // 4))
@@ -238,23 +257,7 @@ class Containers(Engine):
         return await self._call(run)
 
     async def volume_usage(self) -> dict[tuple[int, str], int]:
-        def run() -> dict[tuple[int, str], int]:
-            out: dict[tuple[int, str], int] = {}
-            for vol in self.client.api.df().get("Volumes") or []:
-                labels = vol.get("Labels") or {}
-                if labels.get(names.LABEL_INSTANCE) != self.instance:
-                    continue
-                if labels.get(names.LABEL_KIND) not in ("app-volume", "data-volume"):
-                    continue  # what the bot holds itself: /app and /data, not its backups
-                try:
-                    key = (int(labels[names.LABEL_OWNER]), labels[names.LABEL_BOT])
-                except (KeyError, ValueError):
-                    continue
-                size = int((vol.get("UsageData") or {}).get("Size") or 0)
-                out[key] = out.get(key, 0) + max(size, 0)  # -1: the engine could not tell
-            return out
-
-        return await self._call(run)
+        return await self._call(volume_usage, self.client, self.instance)
 
     async def logs(self, owner: int, name: str, tail: int | None, since: float | None) -> str:
         def run() -> str:

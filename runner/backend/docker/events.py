@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from protocol.errors import DockerUnavailable
 from runner.backend import names
 from runner.backend.base import DockerEvent
 from runner.backend.docker.engine import Engine
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,28 @@ def parse_event(ev: dict[str, Any]) -> DockerEvent | None:
     )
 
 
+def pump_container_events(
+    client: Any,
+    instance: str,
+    parse: Callable[[dict[str, Any]], T | None],
+    put: Callable[[T], None],
+    stop: threading.Event,
+    holder: dict[str, Any],
+) -> None:
+    """Blocking: this engine's container events of an instance, parsed, until stop or a broken
+    stream (raised: the caller reports it). Both the docker and the swarm backends read with it."""
+    flt = {"type": "container", "label": [f"{names.LABEL_INSTANCE}={instance}"]}
+    stream = client.events(decode=True, filters=flt)
+    holder["stream"] = stream
+    for ev in stream:
+        if stop.is_set():
+            return
+        parsed = parse(ev)
+        if parsed is not None:
+            put(parsed)
+    raise ConnectionError("docker event stream ended")
+
+
 class Events(Engine):
     async def events(self) -> AsyncIterator[DockerEvent]:
         """Stream container events from a thread; a broken stream raises DockerUnavailable."""
@@ -42,21 +66,15 @@ class Events(Engine):
         stop = threading.Event()
         holder: dict[str, Any] = {}
 
+        def put(item: DockerEvent | Exception) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
         def pump() -> None:
-            flt = {"type": "container", "label": [f"{names.LABEL_INSTANCE}={self.instance}"]}
             try:
-                stream = self.client.events(decode=True, filters=flt)
-                holder["stream"] = stream
-                for ev in stream:
-                    if stop.is_set():
-                        break
-                    parsed = parse_event(ev)
-                    if parsed is not None:
-                        loop.call_soon_threadsafe(queue.put_nowait, parsed)
-                raise ConnectionError("docker event stream ended")
+                pump_container_events(self.client, self.instance, parse_event, put, stop, holder)
             except Exception as e:
                 if not stop.is_set():
-                    loop.call_soon_threadsafe(queue.put_nowait, e)
+                    put(e)
 
         thread = threading.Thread(target=pump, name="docker-events", daemon=True)
         thread.start()

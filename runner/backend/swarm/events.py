@@ -21,6 +21,7 @@ import docker.errors
 from protocol.errors import DockerUnavailable
 from runner.backend import names
 from runner.backend.base import DockerEvent
+from runner.backend.docker.events import pump_container_events
 from runner.backend.swarm.cluster import Cluster
 from runner.backend.swarm.tasks import ENDED, TaskTracker, bot_id, state
 
@@ -57,17 +58,8 @@ Item = tuple[DockerEvent, str] | Exception
 class SwarmEvents(Cluster):
     def _pump(self, put: Callable[[Item], None], stop: threading.Event, holder: dict[str, Any]) -> None:
         """This node's container events, in a thread: die and oom of bot tasks."""
-        flt = {"type": "container", "label": [f"{names.LABEL_INSTANCE}={self.instance}"]}
         try:
-            stream = self.client.events(decode=True, filters=flt)
-            holder["stream"] = stream
-            for ev in stream:
-                if stop.is_set():
-                    break
-                parsed = local_event(ev)
-                if parsed is not None:
-                    put(parsed)
-            raise ConnectionError("docker event stream ended")
+            pump_container_events(self.client, self.instance, local_event, put, stop, holder)
         except Exception as e:
             if not stop.is_set():
                 put(e)

@@ -15,6 +15,7 @@ import docker.errors
 
 from runner.backend import names
 from runner.backend.base import ContainerInfo, ContainerSpec
+from runner.backend.docker.containers import volume_usage
 from runner.backend.swarm import spec as sp
 from runner.backend.swarm import tasks as tk
 from runner.backend.swarm.cluster import CONVERGE_TIMEOUT_S
@@ -269,19 +270,4 @@ class Services(Delivery):
 
     async def volume_usage(self) -> dict[tuple[int, str], int]:
         """This node's volumes only: `docker system df` is per engine (docs/backends.md)."""
-
-        def run() -> dict[tuple[int, str], int]:
-            out: dict[tuple[int, str], int] = {}
-            for vol in self.client.api.df().get("Volumes") or []:
-                labels = vol.get("Labels") or {}
-                if labels.get(names.LABEL_INSTANCE) != self.instance:
-                    continue
-                if labels.get(names.LABEL_KIND) not in ("app-volume", "data-volume"):
-                    continue  # what the bot holds itself: /app and /data, not its backups
-                with contextlib.suppress(KeyError, ValueError):
-                    key = (int(labels[names.LABEL_OWNER]), labels[names.LABEL_BOT])
-                    size = int((vol.get("UsageData") or {}).get("Size") or 0)
-                    out[key] = out.get(key, 0) + max(size, 0)
-            return out
-
-        return await self._call(run)
+        return await self._call(volume_usage, self.client, self.instance)
