@@ -18,9 +18,11 @@ from redis.asyncio import Redis
 from controlbot import commands, errors
 from controlbot.alerts import AlertConsumer
 from controlbot.api import serve
+from controlbot.audit import AuditLog
 from controlbot.gateway import Gateway
 from controlbot.handlers import (
     admin,
+    audit,
     cancel,
     deploy,
     env,
@@ -30,10 +32,12 @@ from controlbot.handlers import (
     logs,
     manage,
     start,
+    stats,
     status,
     token,
 )
 from controlbot.i18n import create_i18n
+from controlbot.metrics import ApiErrorCounter, count_update
 from controlbot.middlewares.access import AccessMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
 from controlbot.retry import RetryAfterMiddleware
@@ -48,6 +52,7 @@ REDIS_READ_TIMEOUT_S = 15.0
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfterMiddleware())
+    session.middleware(ApiErrorCounter())  # inside the retries: each failed call counts once
     return Bot(settings.bot_token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -64,6 +69,8 @@ def routers(settings: Settings) -> list[Router]:
         env.router,
         listing.router,
         admin.router,
+        stats.router,
+        audit.router,
     ]
     if settings.api_enabled:
         found.append(token.router)
@@ -73,13 +80,19 @@ def routers(settings: Settings) -> list[Router]:
 
 
 def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
-    return Gateway(runner, bot_token=settings.bot_token, max_upload_bytes=settings.max_upload_bytes)
+    return Gateway(
+        runner,
+        bot_token=settings.bot_token,
+        max_upload_bytes=settings.max_upload_bytes,
+        audit=AuditLog(runner.redis, settings.audit_max_entries),
+    )
 
 
 def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: I18n) -> Dispatcher:
     dp = Dispatcher(storage=MemoryStorage(), settings=settings, gateway=gateway, redis=redis, i18n=i18n)
     LocaleMiddleware(i18n, redis, remember=settings.is_allowed).setup(dp)
     access = AccessMiddleware(settings)  # after the locale middleware, so the refusal is translated
+    dp.update.outer_middleware(count_update)
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
     dp.include_routers(*routers(settings))

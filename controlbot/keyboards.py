@@ -44,7 +44,8 @@ def card(bot: BotStatus) -> InlineKeyboardMarkup:
         add(_("⏹ Stop"), BotAction.STOP)
     add(_("⬆️ Update"), BotAction.UPDATE)
     add(_("🗑 Delete"), BotAction.DELETE)
-    kb.adjust(3, 2)
+    add(_("📈 Chart"), BotAction.CHART)
+    kb.adjust(3, 3)
     return kb.as_markup()
 
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
     git_allowed_schemes: Annotated[list[str], NoDecode] = ["https"]
     log_level: str = "INFO"
+    # Metrics and the audit trail (issue 13): /metrics on the API's port, unauthenticated.
+    api_metrics: bool = True
+    audit_max_entries: int = Field(10_000, gt=0)
 
     @field_validator("bot_token")
     @classmethod

@@ -31,6 +31,7 @@ class Op(StrEnum):
     SET_ENV = "set_env"
     SET_QUOTA = "set_quota"
     SYSTEM = "system"
+    STATS = "stats"  # a bot's resource history since `since` (issue 13)
 
 
 class SourceKind(StrEnum):
@@ -225,6 +226,24 @@ def notes_text(notes: list[Note]) -> str | None:
     return "; ".join(n.english() for n in notes) or None
 
 
+class Sample(_Model):
+    """One point of a bot's resource history."""
+
+    ts: float
+    memory_bytes: int
+    cpu_percent: float
+
+
+class BotStats(_Model):
+    """A bot's resource history over a range, with its limits and when it restarted or crashed."""
+
+    owner: int
+    name: str
+    limits: Limits
+    samples: list[Sample] = Field(default_factory=list)
+    restarts: list[float] = Field(default_factory=list)  # epoch seconds of restarts and crashes
+
+
 class Progress(_Model):
     type: Literal["progress"] = "progress"
     request_id: str
@@ -243,6 +262,7 @@ class Result(_Model):
     quota: QuotaInfo | None = None
     system: SystemInfo | None = None
     notes: list[Note] = Field(default_factory=list)
+    stats: BotStats | None = None  # Op.STATS
 
     def raise_for_error(self) -> Result:
         """The result itself when it succeeded; its error raised otherwise (INTERNAL when it has none)."""

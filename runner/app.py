@@ -20,6 +20,8 @@ from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
+from runner.history import History
+from runner.metrics import MetricsServer
 from runner.operations import Operations
 from runner.reconcile import reconcile
 from runner.settings import Settings
@@ -40,6 +42,7 @@ class Runner:
         self.backend: Backend = create_backend(settings)
         self.store = StateStore(self.redis, settings.max_bots_per_user)
         self.bus = EventBus(self.redis)
+        self.history = History(self.redis)
         self.watcher = EventWatcher(
             self.backend,
             self.store,
@@ -83,6 +86,11 @@ class Runner:
             ),
             asyncio.create_task(self._every(self.settings.runner_stats_interval, self._sample), name="stats"),
         ]
+        if self.settings.runner_metrics_port:  # every runner answers for all bots: figures are in Redis
+            server = MetricsServer(
+                self.redis, self.store, self.settings.runner_metrics_host, self.settings.runner_metrics_port
+            )
+            background.append(asyncio.create_task(server.run(), name="metrics"))
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
         try:
@@ -194,6 +202,7 @@ class Runner:
             running = [r.key for r in records if r.desired is Desired.RUNNING]
             usage = await self.backend.stats_many(running) if running else {}
             await self.store.save_usage(usage)
+            await self.history.record(usage)
         except (DockerUnavailable, OSError) as e:
             log.warning("stats skipped: %s", e)
         except Exception:

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
     git_max_repo_bytes: str = "100m"
+    # Prometheus /metrics (issue 13): 0 turns it off. Compose binds 0.0.0.0 inside its network only.
+    runner_metrics_port: int = Field(9464, ge=0, le=65535)
+    runner_metrics_host: str = "127.0.0.1"
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 

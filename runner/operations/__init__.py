@@ -28,6 +28,7 @@ class Operations(LifecycleOps, QueryOps):
             Op.SET_ENV: self.set_env,
             Op.SET_QUOTA: self.set_quota,
             Op.SYSTEM: self.system,
+            Op.STATS: self.stats,
         }[cmd.op]
         return await handler(cmd, progress)
 
