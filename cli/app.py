@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import deploy, logs, render
+from cli import audit, deploy, logs, render, stats
 from cli.args import parse_env_changes
 from cli.context import DEFAULT_URL, Options, failures, options
 
@@ -36,6 +36,10 @@ def main_options(
 app.command()(deploy.start)
 app.command()(deploy.update)
 app.command()(logs.logs)
+app.command()(stats.stats)
+app.command()(stats.top)
+app.command()(audit.audit)
+app.command()(audit.history)
 
 
 @app.command("list")

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.typing import FieldT
 from redis.exceptions import RedisError
+from redis.typing import FieldT
 
 from protocol import keys
 

@@ -28,6 +28,8 @@ def user_commands() -> list[tuple[str, str]]:
         ("restart", _("restart a bot: /restart name")),
         ("delete", _("delete a bot: /delete name")),
         ("env", _("set or unset env vars: /env name KEY=VALUE -KEY")),
+        ("chart", _("a bot's memory and CPU as a chart: /chart name [1h|24h|7d]")),
+        ("history", _("what was done to a bot, by whom: /history name")),
         ("cancel", _("cancel the current step")),
     ]
 
@@ -36,6 +38,8 @@ def admin_commands() -> list[tuple[str, str]]:
     return [
         ("quota", _("admin: set a user's bot limit: /quota user_id n")),
         ("system", _("admin: runner and Docker health")),
+        ("top", _("admin: every bot by memory (/top cpu: by CPU)")),
+        ("audit", _("admin: the audit trail: /audit [user ID | bot OWNER/NAME]")),
     ]
 
 
