@@ -135,7 +135,13 @@ class MetricsServer:
         self.port = port
 
     async def run(self) -> None:
-        server = await asyncio.start_server(self._handle, self.host, self.port)
+        try:
+            server = await asyncio.start_server(self._handle, self.host, self.port)
+        except OSError as e:  # metrics are a nicety: the runner keeps running without them
+            log.error(
+                "metrics cannot listen on %s:%s (RUNNER_METRICS_HOST/PORT): %s", self.host, self.port, e
+            )
+            return
         log.info("metrics on http://%s:%s/metrics", self.host, self.port)
         async with server:
             await server.serve_forever()
