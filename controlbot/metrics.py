@@ -25,11 +25,13 @@ from aiogram.exceptions import (
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 if TYPE_CHECKING:
     from aiogram import Bot
 
+# The *_created series double every counter's lines and tell Prometheus nothing it needs here.
+disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 COMMANDS = Counter(

@@ -14,7 +14,14 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
@@ -25,6 +32,8 @@ from runner.state import StateStore
 
 log = logging.getLogger(__name__)
 
+# The *_created series double every counter's lines and tell Prometheus nothing it needs here.
+disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 BUILDS = Counter(
     "botrunner_builds_total",
