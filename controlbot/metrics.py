@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from aiogram import Bot
 
 # The *_created series double every counter's lines and tell Prometheus nothing it needs here.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 COMMANDS = Counter(

@@ -33,7 +33,7 @@ from runner.state import StateStore
 log = logging.getLogger(__name__)
 
 # The *_created series double every counter's lines and tell Prometheus nothing it needs here.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
 BUILDS = Counter(
     "botrunner_builds_total",
