@@ -230,6 +230,9 @@ def main() -> None:
         "RUNNER_STATS_INTERVAL": str(interval),
         "RUNNER_METRICS_PORT": str(free_port()),
     }
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    if ca.is_file():  # as the tests run it, so the runtime image they built is reused
+        runner_env["RUNNER_CA_BUNDLE"] = str(ca)
     fake = FakeTelegram().start_thread()
     try:
         with process([PY, "-m", "runner"], runner_env, tmp / "runner.log") as runner:
