@@ -197,12 +197,16 @@ class Runner:
 
     async def _sample(self) -> None:
         """Resource use, sampled off the request path, all running bots in one sweep."""
+        started = time.monotonic()
         try:
             records = await self.store.all_records()
             running = [r.key for r in records if r.desired is Desired.RUNNING]
             usage = await self.backend.stats_many(running) if running else {}
             await self.store.save_usage(usage)
             await self.history.record(usage)
+            took = time.monotonic() - started
+            if took > self.settings.runner_stats_interval:  # samples would be further apart than asked
+                log.warning("stats of %d bots took %.1f s, over RUNNER_STATS_INTERVAL", len(running), took)
         except (DockerUnavailable, OSError) as e:
             log.warning("stats skipped: %s", e)
         except Exception:
