@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import io
 import time
+from typing import cast
 
+import httpx
 import pytest
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import SendMessage
 from PIL import Image
+from redis.asyncio import Redis
 
 from controlbot import charts
+from controlbot.api import create_app
 from controlbot.callbacks import AuditCb, BotAction, BotCb
 from controlbot.gateway import Caller, Channel, _entry
 from controlbot.metrics import error_code
 from protocol.models import BotStats, Command, Limits, Op, Sample, SourceKind, SourceSpec
+from tests.fakes.runner import FakeRunner
+from tests.fixtures.api_app import FakeRedis, make_gateway, make_settings
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +77,15 @@ def test_bot_api_errors_are_counted_by_status() -> None:
     method = SendMessage(chat_id=1, text="x")
     assert error_code(TelegramRetryAfter(method=method, message="flood", retry_after=3)) == "429"
     assert error_code(TelegramForbiddenError(method=method, message="blocked")) == "403"
+
+
+async def test_api_metrics_unauthenticated_and_switchable() -> None:
+    runner, redis = FakeRunner(quota=3), FakeRedis()
+    for enabled, status in ((True, 200), (False, 404)):
+        settings = make_settings().model_copy(update={"api_metrics": enabled})
+        app = create_app(settings, make_gateway(settings, runner), cast(Redis, redis))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            resp = await client.get("/metrics")  # no token
+        assert resp.status_code == status
+        if enabled:
+            assert "botrunner_commands_total" in resp.text
