@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import backups, deploy, logs, render
+from cli import audit, backups, deploy, logs, render, stats
 from cli.args import parse_env_changes
 from cli.context import DEFAULT_URL, Options, failures, options
 
@@ -38,6 +38,10 @@ app.command()(deploy.update)
 app.command()(logs.logs)
 app.command()(backups.backup)
 app.command()(backups.restore)
+app.command()(stats.stats)
+app.command()(stats.top)
+app.command()(audit.audit)
+app.command()(audit.history)
 
 
 @app.command("list")

@@ -100,6 +100,9 @@ class Client:
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._send(method, path, **kwargs).json()
 
+    def get_bytes(self, path: str, **kwargs: Any) -> bytes:
+        return self._send("GET", path, **kwargs).content
+
     def list_bots(self) -> dict[str, Any]:
         result: dict[str, Any] = self.json("GET", "/api/bots")
         return result

@@ -18,9 +18,11 @@ from redis.asyncio import Redis
 from controlbot import commands, dashboard, errors
 from controlbot.alerts import AlertConsumer
 from controlbot.api import serve
+from controlbot.audit import AuditLog
 from controlbot.gateway import Gateway
 from controlbot.handlers import (
     admin,
+    audit,
     backups,
     cancel,
     deploy,
@@ -31,10 +33,12 @@ from controlbot.handlers import (
     logs,
     manage,
     start,
+    stats,
     status,
     token,
 )
 from controlbot.i18n import create_i18n
+from controlbot.metrics import ApiErrorCounter, count_update
 from controlbot.middlewares.access import AccessMiddleware
 from controlbot.middlewares.groups import PrivateEnvMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
@@ -52,6 +56,7 @@ REDIS_READ_TIMEOUT_S = 15.0
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfterMiddleware())
+    session.middleware(ApiErrorCounter())  # inside the retries: each failed call counts once
     return Bot(settings.bot_token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -69,6 +74,8 @@ def routers(settings: Settings) -> list[Router]:
         listing.router,
         admin.router,
         backups.router,
+        stats.router,
+        audit.router,
     ]
     if settings.api_enabled:
         found.append(token.router)
@@ -85,6 +92,7 @@ def create_gateway(settings: Settings, runner: RunnerClient) -> Gateway:
         telegram=TokenChecker(settings.telegram_api_url),
         max_backup_bytes=settings.max_backup_bytes,
         limiter=RateLimiter(runner.redis, settings.rate_limit_per_minute),
+        audit=AuditLog(runner.redis, settings.audit_max_entries),
     )
 
 
@@ -92,6 +100,7 @@ def create_dispatcher(settings: Settings, gateway: Gateway, redis: Redis, i18n: 
     dp = Dispatcher(storage=MemoryStorage(), settings=settings, gateway=gateway, redis=redis, i18n=i18n)
     LocaleMiddleware(i18n, redis, remember=settings.is_allowed).setup(dp)
     access = AccessMiddleware(settings)  # after the locale middleware, so the refusal is translated
+    dp.update.outer_middleware(count_update)
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
     if settings.webapp_url:

@@ -22,6 +22,7 @@ class BotAction(StrEnum):
     DELETE_CONFIRM = "D"
     DELETE_CANCEL = "x"
     DELETE_WEBHOOK = "w"
+    CHART = "p"  # a PNG of memory and CPU over the default range
 
 
 class BotCb(CallbackData, prefix="b"):
@@ -62,3 +63,12 @@ class MenuAction(StrEnum):
 
 class MenuCb(CallbackData, prefix="m"):
     action: MenuAction
+
+
+class AuditCb(CallbackData, prefix="a"):
+    """A page of /audit (or /history); the filter rides along: an actor, or an owner with a bot."""
+
+    page: int
+    actor: int = 0  # 0: any
+    owner: int = 0  # 0: any
+    bot: str = ""

@@ -31,6 +31,8 @@ def user_commands() -> list[tuple[str, str]]:
         ("quota", _("your bots against your limit (admins: /quota user_id n sets one)")),
         ("backup", _("a bot's /data as a .tar.gz: /backup name [daily|off|list]")),
         ("restore", _("replace a bot's /data: a .tar.gz with the caption /restore name")),
+        ("chart", _("a bot's memory and CPU as a chart: /chart name [1h|24h|7d]")),
+        ("history", _("what was done to a bot, by whom: /history name")),
         ("cancel", _("cancel the current step")),
     ]
 
@@ -38,6 +40,8 @@ def user_commands() -> list[tuple[str, str]]:
 def admin_commands() -> list[tuple[str, str]]:
     return [
         ("system", _("admin: runner and Docker health")),
+        ("top", _("admin: every bot by memory (/top cpu: by CPU)")),
+        ("audit", _("admin: the audit trail: /audit [user ID | bot OWNER/NAME]")),
     ]
 
 

@@ -19,6 +19,8 @@ from typing import Any
 from nacl.public import PublicKey
 from redis.exceptions import RedisError
 
+from controlbot import metrics
+from controlbot.audit import AuditEntry, AuditLog, AuditQuery, env_detail
 from controlbot.ratelimit import RateLimiter
 from controlbot.telegram_check import NO_TOKENS, TokenCheck, TokenChecker
 from protocol import archive, keys, rules
@@ -36,6 +38,7 @@ from protocol.errors import (
 from protocol.models import (
     ArchiveInfo,
     BackupMode,
+    BotStats,
     BotStatus,
     Command,
     Op,
@@ -55,6 +58,8 @@ log = logging.getLogger(__name__)
 DEPLOY_QUEUE_WAIT_S = 600.0
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
+# Operations that change nothing: every other op is audited, so a new one is audited for free.
+READS = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.STATS})
 
 
 class Channel(StrEnum):
@@ -160,6 +165,7 @@ class Gateway:
         max_backup_bytes: int = 200 << 20,
         public_keys: PublicKeyCache | None = None,
         limiter: RateLimiter | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.runner = runner
         self.max_backup_bytes = max_backup_bytes
@@ -169,6 +175,8 @@ class Gateway:
         # The runner's published key: env values and git credentials are sealed with it (#10).
         self.public_keys = public_keys or PublicKeyCache(runner.redis)
         self.limiter = limiter
+
+        self.audit = audit
 
     async def check_tokens(self, env: dict[str, str] | None) -> TokenCheck:
         """Ask Telegram about the bot tokens in env (TOKEN_INVALID when it rejects one)."""
@@ -289,15 +297,23 @@ class Gateway:
             cmd.name,
             cmd.request_id,
         )
+        started, outcome = time.perf_counter(), "ok"
         try:
             result = await self.runner.call(cmd, payload, timeout=timeout, on_progress=on_progress)
             return result.raise_for_error()
         except RedisError as e:
+            outcome = ErrorCode.STORE_UNAVAILABLE.value
             raise StoreUnavailable() from e
         except BotrunnerError as e:
+            outcome = e.code.value
             if e.bot is None and target is not None:
                 e.bot = target.ref(caller.id)
             raise
+        finally:
+            metrics.COMMANDS.labels(op.value, outcome).inc()
+            metrics.COMMAND_DURATION.labels(op.value).observe(time.perf_counter() - started)
+            if op not in READS and self.audit is not None:
+                await self.audit.write(_entry(caller, cmd, outcome))
 
     # -- operations ---------------------------------------------------------------------------
     async def precheck(self, req: DeployRequest) -> None:
@@ -417,6 +433,59 @@ class Gateway:
     async def system(self, caller: Caller) -> SystemInfo | None:
         _admin_only(caller)
         return (await self.call(caller, Op.SYSTEM)).system
+
+    # -- what happened: resource history and the audit trail (issue 13) ------------------------
+    async def stats(self, caller: Caller, target: Target, seconds: float) -> BotStats:
+        """A bot's resource samples over the last `seconds`."""
+        result = await self.call(caller, Op.STATS, target, since=time.time() - seconds)
+        if result.stats is None:
+            raise BotrunnerError("the runner answered without samples", code=ErrorCode.INTERNAL)
+        return result.stats
+
+    async def top(self, caller: Caller) -> list[BotStatus]:
+        """Every bot of every owner, the heaviest on memory first (admins)."""
+        _admin_only(caller)
+        bots = (await self.bots(caller, all_owners=True)).bots or []
+        return sorted(bots, key=lambda b: (-(b.memory_bytes or 0), -(b.cpu_percent or 0)))
+
+    async def audit_log(
+        self, caller: Caller, query: AuditQuery, *, limit: int = 20, offset: int = 0
+    ) -> list[AuditEntry]:
+        """Admins read the whole trail; anyone else, only what touched their own bots."""
+        if not caller.admin:
+            query = AuditQuery(owner=caller.id, bot=query.bot)
+        if self.audit is None:
+            return []
+        try:
+            return await self.audit.read(query, limit=max(1, min(limit, 500)), offset=max(0, offset))
+        except RedisError as e:
+            raise StoreUnavailable() from e
+
+    async def record(self, caller: Caller, action: str, outcome: str = "ok") -> None:
+        """Audit an action that does not go to the runner (API tokens)."""
+        if self.audit is not None:
+            await self.audit.write(
+                AuditEntry(actor=caller.id, action=action, channel=caller.channel.value, result=outcome)
+            )
+
+
+def _entry(caller: Caller, cmd: Command, outcome: str) -> AuditEntry:
+    detail = env_detail(cmd.env, cmd.unset)
+    owner = cmd.owner
+    if cmd.op is Op.SET_QUOTA:
+        owner = cmd.target_owner if cmd.target_owner is not None else cmd.owner
+        detail = f"limit={'default' if cmd.quota is None else cmd.quota}"
+    elif cmd.source is not None:
+        detail = "; ".join(p for p in (cmd.source.kind.value, detail) if p)
+    return AuditEntry(
+        actor=caller.id,
+        action=cmd.op.value,
+        channel=caller.channel.value,
+        result=outcome,
+        owner=owner,
+        bot=cmd.name,
+        detail=detail,
+    )
 
 
 def _admin_only(caller: Caller) -> None:

@@ -47,9 +47,10 @@ def card(bot: BotStatus, *, webhook: bool = False) -> InlineKeyboardMarkup:
         add(_("⏹ Stop"), BotAction.STOP)
     add(_("⬆️ Update"), BotAction.UPDATE)
     add(_("🗑 Delete"), BotAction.DELETE)
+    add(_("📈 Chart"), BotAction.CHART)
     if webhook:
         add(_("🧹 Remove webhook"), BotAction.DELETE_WEBHOOK)
-    kb.adjust(3, 2, 1)
+    kb.adjust(3, 3, 1)
     dashboard.add_row(kb)
     return kb.as_markup()
 

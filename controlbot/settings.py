@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(30, ge=0)
     # The largest request body the HTTP API reads; None: MAX_UPLOAD_BYTES + 1 MiB (form overhead).
     api_max_body_bytes: int | None = Field(None, gt=0)
+    # Metrics and the audit trail (issue 13): /metrics on the API's port, unauthenticated.
+    api_metrics: bool = True
+    audit_max_entries: int = Field(10_000, gt=0)
 
     @field_validator("bot_token")
     @classmethod

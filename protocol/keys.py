@@ -183,3 +183,41 @@ def rate(user: int, window: int) -> str:
 # so a user over the limit is told once per minute. Writer: control bot.
 def rate_notice(user: int, window: int) -> str:
     return f"{PREFIX}:rate-notice:{user}:{window}"
+
+
+# -- metrics, resource history and the audit trail (issue 13) ---------------------------------------
+# A bot's resource samples, sorted by time; member "<ts> <memory bytes> <cpu percent>". Writer: the
+# runner's stats sampler (the leader only), one per RUNNER_STATS_INTERVAL. The raw set keeps the last
+# HISTORY_RAW_S; older samples are averaged into HISTORY_BUCKET_S buckets in the coarse set, kept
+# HISTORY_KEEP_S and capped at HISTORY_MAX_POINTS. Both expire HISTORY_KEEP_S after the last write,
+# and are deleted with the bot.
+HISTORY_RAW_S = 3600
+HISTORY_BUCKET_S = 300
+HISTORY_KEEP_S = 7 * 86400
+HISTORY_MAX_POINTS = 4000
+
+
+def history_raw(owner: int, name: str) -> str:
+    return f"{PREFIX}:history:raw:{owner}:{name}"
+
+
+def history_coarse(owner: int, name: str) -> str:
+    return f"{PREFIX}:history:coarse:{owner}:{name}"
+
+
+# When a bot restarted or crashed: sorted set of "<ts> <event type>" by ts, for the chart's marks.
+# Writer: the runner's EventBus. Trimmed to HISTORY_KEEP_S; expires HISTORY_KEEP_S after the last write.
+def history_events(owner: int, name: str) -> str:
+    return f"{PREFIX}:history:events:{owner}:{name}"
+
+
+# Counters behind botrunner_bot_restarts_total and botrunner_crashes_total: hash "<owner>:<name>" ->
+# count. Writer: the runner's EventBus (HINCRBY). No TTL; a deleted bot's field is removed with it.
+METRIC_RESTARTS = f"{PREFIX}:metrics:restarts"
+METRIC_CRASHES = f"{PREFIX}:metrics:crashes"
+
+# The audit trail: who did what to which bot, when, through which channel, and the result. Fields:
+# actor, owner, bot, action, channel, result, code, detail (env keys, never values). Writer: the
+# control bot's gateway (every command that changes state) and its token handlers. XADD MAXLEN ~
+# AUDIT_MAX_ENTRIES (default 10000). No TTL.
+AUDIT_STREAM = f"{PREFIX}:audit"

@@ -36,6 +36,7 @@ class Op(StrEnum):
     DELETE_WEBHOOK = "delete_webhook"  # remove the webhook on a bot's token, so it can poll
     BACKUP = "backup"  # /data as a .tar.gz now, or the daily backups: on, off, listed
     RESTORE = "restore"  # replace /data from a .tar.gz (or undo the last restore)
+    STATS = "stats"  # a bot's resource history since `since` (issue 13)
 
 
 class BackupMode(StrEnum):
@@ -275,6 +276,24 @@ def notes_text(notes: list[Note]) -> str | None:
     return "; ".join(n.english() for n in notes) or None
 
 
+class Sample(_Model):
+    """One point of a bot's resource history."""
+
+    ts: float
+    memory_bytes: int
+    cpu_percent: float
+
+
+class BotStats(_Model):
+    """A bot's resource history over a range, with its limits and when it restarted or crashed."""
+
+    owner: int
+    name: str
+    limits: Limits
+    samples: list[Sample] = Field(default_factory=list)
+    restarts: list[float] = Field(default_factory=list)  # epoch seconds of restarts and crashes
+
+
 class Progress(_Model):
     type: Literal["progress"] = "progress"
     request_id: str
@@ -295,6 +314,7 @@ class Result(_Model):
     notes: list[Note] = Field(default_factory=list)
     archive: ArchiveInfo | None = None  # backup now: where the archive's chunks are
     backups: list[BackupEntry] | None = None  # backup list
+    stats: BotStats | None = None  # Op.STATS
 
     def raise_for_error(self) -> Result:
         """The result itself when it succeeded; its error raised otherwise (INTERNAL when it has none)."""

@@ -27,7 +27,9 @@ from runner.cluster import Leadership, peer_conflict
 from runner.conflicts import ConflictWatch
 from runner.disk import DiskWatch
 from runner.events import EventBus, EventWatcher
+from runner.history import History
 from runner.keys import load_or_create, publish
+from runner.metrics import MetricsServer
 from runner.operations import Operations
 from runner.operations.env import seal_plain_records
 from runner.reconcile import reconcile
@@ -54,6 +56,7 @@ class Runner:
         self.bus = EventBus(self.redis)
         # Sealed secrets (#10): KeyFileError here stops the runner before it touches anything.
         self.secrets = Secrets(load_or_create(settings.runner_key_file))
+        self.history = History(self.redis)
         self.watcher = EventWatcher(
             self.backend,
             self.store,
@@ -164,6 +167,11 @@ class Runner:
             # builds in the sandbox: a private git host allowed but blocked by the guard is named once
             asyncio.create_task(asyncio.to_thread(check_git_egress, self.settings), name="git-egress-check"),
         ]
+        if self.settings.runner_metrics_port:  # every runner answers for all bots: figures are in Redis
+            server = MetricsServer(
+                self.redis, self.store, self.settings.runner_metrics_host, self.settings.runner_metrics_port
+            )
+            background.append(asyncio.create_task(server.run(), name="metrics"))
         consumer = asyncio.create_task(self.worker.run(self.stopping), name="consumer")
         log.info("runner %s started (instance %s)", self.settings.runner_id, self.settings.runner_instance)
         try:
@@ -290,11 +298,16 @@ class Runner:
 
     async def _sample(self) -> None:
         """Resource use, sampled off the request path, all running bots in one sweep."""
+        started = time.monotonic()
         try:
             records = await self.store.all_records()
             running = [r.key for r in records if r.desired is Desired.RUNNING]
             usage = await self.backend.stats_many(running) if running else {}
             await self.store.save_usage(usage)
+            await self.history.record(usage)
+            took = time.monotonic() - started
+            if took > self.settings.runner_stats_interval:  # samples would be further apart than asked
+                log.warning("stats of %d bots took %.1f s, over RUNNER_STATS_INTERVAL", len(running), took)
         except (DockerUnavailable, OSError) as e:
             log.warning("stats skipped: %s", e)
         except Exception:

@@ -12,6 +12,7 @@ from protocol import keys
 from protocol.errors import DockerUnavailable
 from protocol.models import Desired, Event, EventType
 from runner.backend import Backend, DockerEvent
+from runner.history import History
 from runner.secrets import Secrets
 from runner.state import StateStore
 
@@ -24,8 +25,10 @@ STABLE_RUN_S = 60.0
 class EventBus:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.history = History(redis)
 
     async def publish(self, event: Event) -> None:
+        await self.history.note(event)  # restarts and crashes: the chart's marks and their counters
         await self.redis.xadd(
             keys.EVENTS_STREAM,
             {"data": event.model_dump_json()},

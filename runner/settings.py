@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     # Sealed secrets (#10): the runner's key pair, created on first start (mode 0600). Whoever
     # reads this file can open every env value in Redis: keep it on a volume of the runner's alone.
     runner_key_file: Path = Path("/var/lib/botrunner/runner.key")
+    # Prometheus /metrics (issue 13): 0 turns it off. Compose binds 0.0.0.0 inside its network only.
+    runner_metrics_port: int = Field(9464, ge=0, le=65535)
+    runner_metrics_host: str = "127.0.0.1"
+    # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
+    runner_debug_ack_delay: float = Field(0.0, ge=0)
 
     @field_validator(
         "git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", "runner_placement", mode="before"

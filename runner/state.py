@@ -104,6 +104,14 @@ class StateStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(keys.owner_bots(owner), name)
             pipe.delete(keys.bot(owner, name), keys.bot_source(owner, name), keys.stats(owner, name))
+            # Its resource history and metric counters (issue 13) go with it.
+            pipe.delete(
+                keys.history_raw(owner, name),
+                keys.history_coarse(owner, name),
+                keys.history_events(owner, name),
+            )
+            pipe.hdel(keys.METRIC_RESTARTS, f"{owner}:{name}")
+            pipe.hdel(keys.METRIC_CRASHES, f"{owner}:{name}")
             await pipe.execute()
 
     async def names(self, owner: int) -> list[str]:

@@ -13,7 +13,7 @@ from controlbot.api import errors, tma
 from controlbot.api.deps import ApiContext, reject_unknown_query
 from controlbot.api.guard import ApiGuard
 from controlbot.api.openapi import build_openapi
-from controlbot.api.routes import actions, bots, data, health, logs, quota, webapp
+from controlbot.api.routes import actions, audit, bots, data, health, logs, quota, stats, webapp
 from controlbot.gateway import Gateway
 from controlbot.settings import Settings
 
@@ -53,6 +53,10 @@ def create_app(settings: Settings, gateway: Gateway, redis: Redis) -> FastAPI:
     app.include_router(quota.router)
     app.include_router(data.router)
     app.include_router(webapp.router)
+    app.include_router(stats.router)
+    app.include_router(audit.router)
+    if settings.api_metrics:
+        app.include_router(stats.metrics_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -12,6 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
 from controlbot import tokens
+from controlbot.gateway import Caller, Gateway
 from controlbot.settings import Settings
 from protocol.errors import BotrunnerError, ErrorCode
 
@@ -20,7 +21,14 @@ router = Router(name="token")
 
 
 @router.message(Command("token"), F.from_user)
-async def cmd_token(message: Message, command: CommandObject, redis: Redis, settings: Settings) -> None:
+async def cmd_token(
+    message: Message,
+    command: CommandObject,
+    redis: Redis,
+    settings: Settings,
+    caller: Caller,
+    gateway: Gateway,
+) -> None:
     assert message.from_user is not None  # guaranteed by the F.from_user filter
     user_id = message.from_user.id
     if not settings.is_allowed(user_id):
@@ -29,6 +37,7 @@ async def cmd_token(message: Message, command: CommandObject, redis: Redis, sett
     if arg == "revoke":
         revoked = await tokens.revoke(redis, user_id)
         log.info("api token revoked owner=%s had_token=%s", user_id, revoked)
+        await gateway.record(caller, "token_revoke", "ok" if revoked else "NOT_FOUND")
         text = _("🔒 Your API token is revoked.") if revoked else _("You have no API token to revoke.")
         await message.answer(text)
         return
@@ -41,6 +50,7 @@ async def cmd_token(message: Message, command: CommandObject, redis: Redis, sett
         return
     token = await tokens.issue(redis, user_id)
     log.info("api token issued owner=%s", user_id)
+    await gateway.record(caller, "token_issue")
     text = "\n".join(
         [
             _("🔑 Your API token. It is shown only this once, so store it now:"),

@@ -34,6 +34,7 @@ class Operations(LifecycleOps, QueryOps, TelegramOps, BackupOps):
             Op.DELETE_WEBHOOK: self.delete_webhook,
             Op.BACKUP: self.backup,
             Op.RESTORE: self.restore,
+            Op.STATS: self.stats,
         }[cmd.op]
         return await handler(cmd, progress)
 

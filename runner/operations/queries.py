@@ -6,7 +6,8 @@ import time
 
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.heartbeats import live_runners
-from protocol.models import BotStatus, Command, QuotaInfo, Result, RunnerInfo, SystemInfo
+from protocol.models import BotStats, BotStatus, Command, QuotaInfo, Result, RunnerInfo, SystemInfo
+from runner.history import History
 from runner.operations.base import OperationsBase
 from runner.sources import ProgressFn
 
@@ -47,6 +48,20 @@ class QueryOps(OperationsBase):
         await self.store.set_quota(target, cmd.quota)
         used, limit = await self.store.quota(target)
         return Result(request_id=cmd.request_id, quota=QuotaInfo(used=used, limit=limit))
+
+    async def stats(self, cmd: Command, progress: ProgressFn) -> Result:
+        """A bot's resource history since `cmd.since` (default: the last hour)."""
+        rec = await self._record(cmd)
+        since = cmd.since if cmd.since is not None else time.time() - 3600
+        history = History(self.redis)
+        stats = BotStats(
+            owner=rec.owner,
+            name=rec.name,
+            limits=self.limits,
+            samples=await history.samples(rec.owner, rec.name, since),
+            restarts=await history.marks(rec.owner, rec.name, since),
+        )
+        return Result(request_id=cmd.request_id, stats=stats)
 
     async def system(self, cmd: Command, progress: ProgressFn) -> Result:
         version = await self.backend.version()

@@ -28,6 +28,8 @@ COMMANDS = {
     "quota",
     "backup",
     "restore",
+    "chart",
+    "history",
     "cancel",
 }
 
@@ -88,7 +90,8 @@ def test_commands_are_registered_in_english_and_russian(
     assert by_language["ru"] == COMMANDS
     admin_calls = [c for c in calls if "chat" in json.dumps(c.get("scope") or "")]
     assert any(
-        "quota" in json.dumps(c["commands"]) and "system" in json.dumps(c["commands"]) for c in admin_calls
+        all(cmd in json.dumps(c["commands"]) for cmd in ("quota", "system", "top", "audit"))
+        for c in admin_calls
     )
 
 

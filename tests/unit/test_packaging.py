@@ -109,7 +109,10 @@ def config(compose: Compose) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = config["services"]
+    """What a plain `up` starts: the services of no profile."""
+    found: dict[str, dict[str, Any]] = {
+        name: svc for name, svc in config["services"].items() if not svc.get("profiles")
+    }
     return found
 
 
@@ -127,8 +130,8 @@ def fields(settings: type[BaseModel]) -> set[str]:
 # --- the compose file ----------------------------------------------------------------------
 
 
-def test_compose_file_validates(config: dict[str, Any]) -> None:
-    assert set(config["services"]) == {"redis", "runner", "controlbot"}
+def test_compose_file_validates(config: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == {"redis", "runner", "controlbot"}
     assert "version" not in yaml.safe_load(COMPOSE.read_text()), "version-less, for Compose v1 and v2"
 
 
@@ -237,9 +240,24 @@ def test_every_setting_reaches_its_service(
     assert not missing, f"add to {service}.environment in docker-compose.yml: {sorted(missing)}"
 
 
+def test_monitoring_is_an_optional_profile_on_loopback(
+    config: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    monitoring = {n: s for n, s in config["services"].items() if s.get("profiles")}
+    assert set(monitoring) == {"prometheus", "grafana"}
+    for name, svc in monitoring.items():
+        assert svc["profiles"] == ["monitoring"], name
+        assert all(ip == "127.0.0.1" for ip, _, _ in _published(svc)), name
+    # The runner's /metrics listens inside the project's network only.
+    assert services["runner"]["environment"]["RUNNER_METRICS_HOST"] == "0.0.0.0"
+    assert not services["runner"].get("ports")
+
+
 def test_test_override_puts_every_service_on_the_host_network(compose: Compose) -> None:
     config = compose.config(TEST_OVERRIDE_ENV, files=(COMPOSE, COMPOSE_TEST))
     for name, svc in config["services"].items():
+        if svc.get("profiles"):
+            continue
         assert svc["network_mode"] == "host", name
         assert not svc.get("networks"), name
         assert svc["labels"]["botrunner.instance"] == "t000000", name

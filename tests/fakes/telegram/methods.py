@@ -15,6 +15,7 @@ from tests.fakes.telegram.models import (
     JSON,
     MAX_CAPTION,
     MAX_DOWNLOAD,
+    MAX_PHOTO,
     MAX_TEXT,
     MAX_UPLOAD,
     NOT_MODIFIED,
@@ -48,6 +49,7 @@ class BotApi(Store):
             "copymessage": self._copy_message,
             "sendchataction": lambda bot, p: self._chat(bot, p) and True,
             "senddocument": self._send_document,
+            "sendphoto": self._send_photo,
             "editmessagetext": self._edit_text,
             "editmessagecaption": self._edit_caption,
             "editmessagereplymarkup": self._edit_markup,
@@ -134,6 +136,31 @@ class BotApi(Store):
             chat,
             self._sender(bot),
             document=file,
+            caption=caption,
+            entities=entities,
+            source=p.get("caption"),
+            reply_markup=_markup(p),
+            reply_to=self._reply_to(bot, chat, p),
+        )
+        return msg.to_api()
+
+    def _send_photo(self, bot: _Bot, p: JSON) -> JSON:
+        """A photo is kept as sent (not recompressed as Telegram does), so a test can decode it."""
+        chat = self._chat(bot, p)
+        photo = p.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = p.get(photo.removeprefix("attach://"))
+        if not isinstance(photo, _Upload):
+            raise _bad("wrong file identifier/HTTP URL specified")
+        if len(photo.data) > MAX_PHOTO:
+            raise _bad("PHOTO_INVALID_DIMENSIONS")
+        file = self._new_file(photo.filename or "photo.png", photo.data)
+        caption, entities = _render(p, "caption", MAX_CAPTION, "message caption is too long")
+        msg = self._store(
+            bot,
+            chat,
+            self._sender(bot),
+            photo=file,
             caption=caption,
             entities=entities,
             source=p.get("caption"),

@@ -13,6 +13,7 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64  # bytes
 MAX_DOWNLOAD = 20 * 1024 * 1024  # getFile on the cloud Bot API
 MAX_UPLOAD = 50 * 1024 * 1024  # sendDocument
+MAX_PHOTO = 10 * 1024 * 1024  # sendPhoto
 CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the same "
@@ -73,6 +74,7 @@ class Message:
     source: str | None = None  # text or caption exactly as sent, before parse_mode
     reply_markup: JSON | None = None
     document: File | None = None
+    photo: File | None = None  # sendPhoto: the bytes as sent, so tests can decode the image
     reply_to: Message | None = None
     deleted: bool = False
     edits: int = 0
@@ -111,6 +113,9 @@ class Message:
             data["text"] = self.text
         if self.document is not None:
             data["document"] = self.document.to_api()
+        if self.photo is not None:
+            size = {k: v for k, v in self.photo.to_api().items() if k != "file_name" and k != "mime_type"}
+            data["photo"] = [{**size, "width": 1, "height": 1}]
         if self.caption is not None:
             data["caption"] = self.caption
         if self.entities:
