@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     UNAUTHORIZED = "UNAUTHORIZED"  # HTTP API: missing, wrong or revoked token
     INTERNAL = "INTERNAL"
+    INVALID_STATE = "INVALID_STATE"  # releases: nothing to roll back to, or that release is current
 
 
 class ErrorParams(BaseModel):

@@ -31,6 +31,9 @@ class Op(StrEnum):
     SET_ENV = "set_env"
     SET_QUOTA = "set_quota"
     SYSTEM = "system"
+    # releases and rollback (issue 12)
+    RELEASES = "releases"
+    ROLLBACK = "rollback"
 
 
 class SourceKind(StrEnum):
@@ -68,6 +71,7 @@ class Command(_Model):
     target_owner: int | None = None  # set_quota
     quota: int | None = None  # set_quota; None clears the override
     pull: bool = False  # update of a git bot: pull the branch head
+    release: int | None = None  # rollback: the release to restore (None: the previous); logs: whose
 
 
 class BotState(StrEnum):
@@ -125,6 +129,36 @@ class BotStatus(_Model):
     image: str | None = None
     created_at: float
     updated_at: float
+    # Releases (issue 12): the current release's number, the one a rollback restores by default,
+    # and whether the health gate still watches the current one.
+    release: int | None = None
+    previous_release: int | None = None
+    checking: bool = False
+
+
+class ReleaseInfo(_Model):
+    """One recorded release of a bot, as front ends show it (never its env)."""
+
+    number: int
+    op: Op  # what made it: start, update, rollback, set_env
+    created_at: float
+    actor: int | None = None  # who made it; None: the runner itself
+    source: SourceInfo
+    image: str
+    entrypoint: str
+    current: bool = False
+    failed: bool = False  # it crashed inside its health gate
+    restored: int | None = None  # a rollback: the release it restored
+    has_logs: bool = False  # its output was kept when it was replaced
+
+
+class GateVerdict(StrEnum):
+    """How a health gate ended."""
+
+    HEALTHY = "healthy"  # still running at the end of the grace period
+    ROLLED_BACK = "rolled_back"  # crashed; the previous release runs again
+    FAILED = "failed"  # crashed with nothing to go back to: left stopped
+    EXITED = "exited"  # exited with code 0: reported, not rolled back
 
 
 class QuotaInfo(_Model):
@@ -243,6 +277,7 @@ class Result(_Model):
     quota: QuotaInfo | None = None
     system: SystemInfo | None = None
     notes: list[Note] = Field(default_factory=list)
+    releases: list[ReleaseInfo] | None = None
 
     def raise_for_error(self) -> Result:
         """The result itself when it succeeded; its error raised otherwise (INTERNAL when it has none)."""
@@ -263,6 +298,7 @@ class EventType(StrEnum):
     DELETED = "deleted"
     RECOVERED = "recovered"  # brought back by reconciliation
     MISSING = "missing"  # the container vanished and could not be brought back
+    GATE = "gate"  # a health gate ended: verdict, release, restored, request_id, log_tail
 
 
 class Event(_Model):
@@ -279,6 +315,12 @@ class Event(_Model):
     alert: bool = False
     crash_loop: bool = False
     log_tail: str | None = None
+    # GATE: the verdict, the release it watched, the release running again (ROLLED_BACK) and the
+    # request that deployed it (the chat finds the message to edit by it).
+    verdict: GateVerdict | None = None
+    release: int | None = None
+    restored: int | None = None
+    request_id: str | None = None
 
 
 class RunnerHealth(_Model):

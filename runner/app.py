@@ -20,6 +20,7 @@ from runner.backend.factory import create_backend
 from runner.builds.cache import ImageCache
 from runner.builds.runtime import RuntimeImage, ensure_runtime_image
 from runner.events import EventBus, EventWatcher
+from runner.healthgate import HealthGate
 from runner.operations import Operations
 from runner.reconcile import reconcile
 from runner.settings import Settings
@@ -59,6 +60,20 @@ class Runner:
             Sources(settings, self.images, self.runtime.get),
         )
         self.worker = Worker(settings, self.redis, self.ops)
+        # Issue 12: the health gate watches new containers beside the worker, under its bot locks.
+        self.gate = HealthGate(
+            grace=settings.runner_health_grace,
+            redis=self.redis,
+            backend=self.backend,
+            store=self.store,
+            releases=self.ops.releases,
+            watcher=self.watcher,
+            bus=self.bus,
+            locks=self.worker.locks,
+            restore=self.ops.restore,
+            stop_timeout=settings.runner_stop_timeout,
+        )
+        self.ops.gate = self.gate
         self.stopping = asyncio.Event()
         self.docker_version: str | None = None
         # None until the first probe; reconciling on recovery needs a known outage first.
@@ -78,6 +93,7 @@ class Runner:
             asyncio.create_task(self._probe_docker(), name="docker-probe"),
             asyncio.create_task(self._runtime_image(), name="runtime-image"),
             asyncio.create_task(self.watcher.run(self.stopping), name="docker-events"),
+            asyncio.create_task(self.gate.resume(), name="health-gates"),
             asyncio.create_task(
                 self._every(self.settings.runner_reconcile_interval, self._reconcile), name="reconcile"
             ),
@@ -172,7 +188,9 @@ class Runner:
             delay = min(delay * 2, 120.0)
 
     async def _images_in_use(self) -> set[str]:
-        return {rec.image for rec in await self.store.all_records()}
+        records = await self.store.all_records()
+        # Kept releases' images too, so a rollback never needs a build (issue 12).
+        return {rec.image for rec in records} | await self.ops.releases.images([r.key for r in records])
 
     async def _reconcile(self, full: bool = False) -> None:
         try:

@@ -53,6 +53,8 @@ class EventWatcher:
         self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
         self._streak: dict[tuple[int, str], int] = {}
         self._loop_reported: set[tuple[int, str]] = set()
+        # Containers inside a health gate (runner.healthgate): the gate's verdict is their one message.
+        self.gated: set[str] = set()
 
     def expect_stop(self, container_id: str | None, for_s: float = 120.0) -> None:
         if container_id:
@@ -115,6 +117,8 @@ class EventWatcher:
         info = await self.backend.inspect(ev.owner, ev.name)
         if info is None or info.id != ev.container_id:
             return  # replaced by an update or removed: the old one's death is no news
+        if any(ev.container_id.startswith(cid) or cid.startswith(ev.container_id) for cid in self.gated):
+            return  # the health gate reports it
         exit_code = ev.exit_code if ev.exit_code is not None else info.exit_code
         oom = info.oom_killed or self._oom.pop(ev.container_id, None) is not None
         if (

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     git_allowed_hosts: Annotated[list[str], NoDecode] = []
     git_clone_timeout: float = Field(120.0, gt=0)
     git_max_repo_bytes: str = "100m"
+    # Releases, the health gate and kept logs (issue 12).
+    runner_keep_releases: int = Field(5, ge=1)
+    runner_health_grace: float = Field(10.0, ge=0)  # 0: no gate
+    runner_keep_log_lines: int = Field(1000, ge=0)
+    # Every stored tree of a user (each bot's current source and its kept releases' trees).
+    user_source_bytes: str = "100m"
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 
@@ -95,7 +101,11 @@ class Settings(BaseSettings):
         return _split_requirements(value)
 
     @field_validator(
-        "bot_memory_limit", "runner_build_memory_limit", "runner_image_cache_bytes", "git_max_repo_bytes"
+        "bot_memory_limit",
+        "runner_build_memory_limit",
+        "runner_image_cache_bytes",
+        "git_max_repo_bytes",
+        "user_source_bytes",
     )
     @classmethod
     def _size(cls, value: str) -> str:
@@ -135,6 +145,10 @@ class Settings(BaseSettings):
     @property
     def image_cache_bytes(self) -> int:
         return parse_memory(self.runner_image_cache_bytes)
+
+    @property
+    def user_source_limit(self) -> int:
+        return parse_memory(self.user_source_bytes)
 
     @property
     def max_repo_bytes(self) -> int:

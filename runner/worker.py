@@ -20,7 +20,7 @@ from runner.settings import Settings
 log = logging.getLogger(__name__)
 
 CLAIM_EVERY_S = 5.0
-READ_ONLY = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM})
+READ_ONLY = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.RELEASES})
 
 
 def _text(value: bytes | str) -> str:

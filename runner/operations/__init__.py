@@ -4,6 +4,7 @@
 - `lifecycle`: start, stop, restart, update, set_env, delete
 - `queries`: status, logs, list, system, set_quota
 - `env`: the env rules
+- `releases`: releases, rollback, kept logs (the health gate is runner.healthgate)
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Operations(LifecycleOps, QueryOps):
             Op.SET_ENV: self.set_env,
             Op.SET_QUOTA: self.set_quota,
             Op.SYSTEM: self.system,
+            Op.RELEASES: self.list_releases,
+            Op.ROLLBACK: self.rollback,
         }[cmd.op]
         return await handler(cmd, progress)
 

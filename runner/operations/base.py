@@ -12,6 +12,8 @@ from protocol.models import BotStatus, Command, Desired, Limits, SourceKind
 from protocol.rules import validate_name
 from runner.backend import Backend, ContainerSpec
 from runner.events import EventBus, EventWatcher
+from runner.healthgate import HealthGate
+from runner.releases import ReleaseStore, previous
 from runner.settings import Settings
 from runner.sources import Prepared, ProgressFn, Sources, resolve_spec, unpack_files
 from runner.state import BotRecord, StateStore
@@ -41,6 +43,10 @@ class OperationsBase:
         self.limits = Limits(
             memory_bytes=settings.memory_limit_bytes, cpu=settings.bot_cpu_limit, pids=settings.bot_pids_limit
         )
+        self.releases = ReleaseStore(
+            redis, keep=settings.runner_keep_releases, keep_log_lines=settings.runner_keep_log_lines
+        )
+        self.gate: HealthGate | None = None  # set by the runner once its locks exist
 
     async def _record(self, cmd: Command) -> BotRecord:
         name = validate_name(cmd.name)
@@ -51,7 +57,12 @@ class OperationsBase:
 
     async def bot_status(self, rec: BotRecord) -> BotStatus:
         info = await self.backend.inspect(rec.owner, rec.name)
-        return build_status(rec, info, await self.store.usage(rec.owner, rec.name), self.limits)
+        status = build_status(rec, info, await self.store.usage(rec.owner, rec.name), self.limits)
+        releases, current = await self.releases.load(rec.owner, rec.name)
+        before = previous(releases, current)
+        status.release, status.previous_release = current, before.number if before else None
+        status.checking = self.gate is not None and await self.gate.open(rec.owner, rec.name)
+        return status
 
     def _spec(self, rec: BotRecord, files: dict[str, bytes]) -> ContainerSpec:
         return ContainerSpec(

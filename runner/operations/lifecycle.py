@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from protocol.errors import NotFound
-from protocol.models import Command, Desired, Event, EventType, QuotaInfo, Result, Stage
+from protocol.models import Command, Desired, Event, EventType, Op, QuotaInfo, Result, Stage
 from protocol.rules import validate_name
-from runner.operations.base import OperationsBase
 from runner.operations.env import check_env, shared_tokens
+from runner.operations.releases import ReleaseOps
 from runner.sources import ProgressFn, pack_files
 from runner.state import BotRecord
 
 
-class LifecycleOps(OperationsBase):
+class LifecycleOps(ReleaseOps):
     async def start(self, cmd: Command, progress: ProgressFn) -> Result:
         name = validate_name(cmd.name)
         rec = await self.store.get(cmd.owner, name)
@@ -26,11 +26,14 @@ class LifecycleOps(OperationsBase):
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         if rec is not None and rec.request_id == cmd.request_id:
             await self._ensure_running(rec)  # redelivered after the record was written
+            await self.released(rec, Op.START, cmd.actor)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         env = check_env(cmd.env or {})
         await self.store.reserve(cmd.owner, name, cmd.request_id)
         try:
             prepared = await self.prepare(cmd, progress, None)
+            blob = pack_files(prepared.files)
+            await self.check_source_bytes(cmd.owner, len(blob))
             rec = BotRecord(
                 owner=cmd.owner,
                 name=name,
@@ -42,7 +45,7 @@ class LifecycleOps(OperationsBase):
                 git_url=prepared.git_url,
                 own_image=prepared.own_image,
             )
-            await self.store.save(rec, source=pack_files(prepared.files))
+            await self.store.save(rec, source=blob)
             await progress(Stage.STARTING, "")
             await self.deploy(rec, prepared.files)
         except BaseException:
@@ -52,6 +55,7 @@ class LifecycleOps(OperationsBase):
             finally:
                 await self.store.release(cmd.owner, name)
             raise
+        await self.released(rec, Op.START, cmd.actor, blob=blob)
         notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
@@ -81,18 +85,23 @@ class LifecycleOps(OperationsBase):
         rec = await self._record(cmd)
         if rec.request_id == cmd.request_id:  # redelivered: the new code is already recorded
             await self.deploy(rec)
+            await self.released(rec, Op.UPDATE, cmd.actor)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         env = check_env({**rec.env, **(cmd.env or {})})  # the caps hold after the merge
         prepared = await self.prepare(cmd, progress, rec)
+        blob = pack_files(prepared.files)
+        await self.check_source_bytes(cmd.owner, len(blob))
         await progress(Stage.STOPPING, "")
+        await self.keep_logs(rec)
         await self._stop_current(rec)
         rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
         rec.git_url, rec.own_image = prepared.git_url, prepared.own_image
         rec.env, rec.request_id, rec.desired = env, cmd.request_id, Desired.RUNNING
-        await self.store.save(rec, source=pack_files(prepared.files))
+        await self.store.save(rec, source=blob)
         self.watcher.reset_streak(rec.owner, rec.name)
         await progress(Stage.STARTING, "")
         await self.deploy(rec, prepared.files)
+        await self.released(rec, Op.UPDATE, cmd.actor, blob=blob)
         notes = [*prepared.notes, *await shared_tokens(self.store, rec, cmd.env)]
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
@@ -103,11 +112,13 @@ class LifecycleOps(OperationsBase):
             for key in cmd.unset:
                 env.pop(key, None)
             env = check_env(env)  # the caps hold after the merge
+            await self.keep_logs(rec)
             await self._stop_current(rec)
             rec.env, rec.request_id = env, cmd.request_id
             await self.store.save(rec)
         await progress(Stage.STARTING, "")
         await self.deploy(rec)
+        await self.released(rec, Op.SET_ENV, cmd.actor)
         notes = await shared_tokens(self.store, rec, cmd.env)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=notes)
 
@@ -116,6 +127,7 @@ class LifecycleOps(OperationsBase):
         await self._stop_current(rec)
         await self.backend.remove(rec.owner, rec.name, volumes=True)
         await self.store.release(rec.owner, rec.name)
+        await self.releases.forget(rec.owner, rec.name)
         await self.bus.publish(Event(type=EventType.DELETED, owner=rec.owner, name=rec.name))
         used, limit = await self.store.quota(cmd.owner)
         return Result(request_id=cmd.request_id, quota=QuotaInfo(used=used, limit=limit))
