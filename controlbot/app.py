@@ -29,6 +29,7 @@ from controlbot.handlers import (
     listing,
     logs,
     manage,
+    releases,
     start,
     status,
     token,
@@ -64,6 +65,7 @@ def routers(settings: Settings) -> list[Router]:
         env.router,
         listing.router,
         admin.router,
+        releases.router,
     ]
     if settings.api_enabled:
         found.append(token.router)

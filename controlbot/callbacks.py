@@ -21,6 +21,7 @@ class BotAction(StrEnum):
     DELETE = "d"
     DELETE_CONFIRM = "D"
     DELETE_CANCEL = "x"
+    ROLLBACK = "b"  # issue 12: run the previous release again
 
 
 class BotCb(CallbackData, prefix="b"):
@@ -39,6 +40,14 @@ class LogsCb(CallbackData, prefix="l"):
     owner: int
     name: str
     lines: int
+
+
+class ReleaseLogsCb(CallbackData, prefix="rl"):
+    """The kept output of a replaced release; release 0: the one before the current release."""
+
+    owner: int
+    name: str
+    release: int
 
 
 class FlowAction(StrEnum):

@@ -28,6 +28,8 @@ def user_commands() -> list[tuple[str, str]]:
         ("restart", _("restart a bot: /restart name")),
         ("delete", _("delete a bot: /delete name")),
         ("env", _("set or unset env vars: /env name KEY=VALUE -KEY")),
+        ("releases", _("a bot's releases: /releases name")),
+        ("rollback", _("run an earlier release again: /rollback name [N]")),
         ("cancel", _("cancel the current step")),
     ]
 

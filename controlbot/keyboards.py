@@ -15,6 +15,7 @@ from controlbot.callbacks import (
     LogsCb,
     MenuAction,
     MenuCb,
+    ReleaseLogsCb,
 )
 from controlbot.formatting import STATE_ICONS
 from protocol.models import BotState, BotStatus
@@ -44,7 +45,9 @@ def card(bot: BotStatus) -> InlineKeyboardMarkup:
         add(_("⏹ Stop"), BotAction.STOP)
     add(_("⬆️ Update"), BotAction.UPDATE)
     add(_("🗑 Delete"), BotAction.DELETE)
-    kb.adjust(3, 2)
+    if bot.previous_release is not None:
+        add(_("⏪ Rollback"), BotAction.ROLLBACK)
+    kb.adjust(3, 3)
     return kb.as_markup()
 
 
@@ -79,7 +82,20 @@ def logs(owner: int, name: str, lines: int) -> InlineKeyboardMarkup:
         text=_("📄 Full log"),
         callback_data=LogsCb(action=LogsAction.FULL, owner=owner, name=name, lines=lines),
     )
-    kb.adjust(2)
+    kb.button(text=_("⏮ Previous release"), callback_data=ReleaseLogsCb(owner=owner, name=name, release=0))
+    kb.adjust(2, 1)
+    return kb.as_markup()
+
+
+def release_logs(owner: int, name: str, older: int | None) -> InlineKeyboardMarkup | None:
+    """Under a kept release's output: the one before it, when it has kept output too."""
+    if older is None:
+        return None
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("⏮ Release {n}").format(n=older),
+        callback_data=ReleaseLogsCb(owner=owner, name=name, release=older),
+    )
     return kb.as_markup()
 
 

@@ -42,6 +42,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.EXPIRED: 503,
     ErrorCode.TIMEOUT: 503,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.INVALID_STATE: 409,  # releases: nothing to roll back to
 }
 
 # Which code a failed check on a request field gets; anything else is INVALID_INPUT.
@@ -198,7 +199,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _doc("Missing, wrong or revoked token (code UNAUTHORIZED)."),
     403: _doc("Quota exceeded (QUOTA_EXCEEDED) or not allowed (FORBIDDEN)."),
     404: _doc("No such bot among yours, or an invalid name in the path (NOT_FOUND)."),
-    409: _doc("The name already exists (ALREADY_EXISTS)."),
+    409: _doc("The name already exists (ALREADY_EXISTS) or the bot's state forbids it (INVALID_STATE)."),
     422: _doc("Invalid input, naming the field; BUILD_FAILED carries the build log tail in `detail`."),
     503: _doc("The runner, Docker or Redis is unavailable (RUNNER_UNAVAILABLE, STORE_UNAVAILABLE ...)."),
 }

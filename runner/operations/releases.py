@@ -30,16 +30,20 @@ class ReleaseOps(OperationsBase):
         rec = await self._record(cmd)
         if rec.request_id == cmd.request_id:  # redelivered after the switch: finish what is left
             await self.deploy(rec)
-            await self.released(rec, Op.ROLLBACK, cmd.actor)
-            return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+            rel = await self.released(rec, Op.ROLLBACK, cmd.actor)
+            return Result(
+                request_id=cmd.request_id, bot=await self.bot_status(rec), releases=[rel.info(rel.number)]
+            )
         releases, current = await self.releases.load(rec.owner, rec.name)
         target = pick(releases, current, cmd.release)
         await progress(Stage.STOPPING, "")
         await self.keep_logs(rec)
         await progress(Stage.STARTING, "")
         await self.restore(rec, target, cmd.request_id)
-        await self.released(rec, Op.ROLLBACK, cmd.actor, restored=target.number)
-        return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
+        rel = await self.released(rec, Op.ROLLBACK, cmd.actor, restored=target.number)
+        return Result(
+            request_id=cmd.request_id, bot=await self.bot_status(rec), releases=[rel.info(rel.number)]
+        )
 
     # -- helpers the lifecycle uses -------------------------------------------------------------
     async def restore(self, rec: BotRecord, rel: Release, request_id: str) -> None:
