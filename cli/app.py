@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import deploy, logs, render
+from cli import deploy, logs, releases, render
 from cli.args import parse_env_changes
 from cli.context import DEFAULT_URL, Options, failures, options
 
@@ -36,6 +36,8 @@ def main_options(
 app.command()(deploy.start)
 app.command()(deploy.update)
 app.command()(logs.logs)
+app.command()(releases.releases)
+app.command()(releases.rollback)
 
 
 @app.command("list")

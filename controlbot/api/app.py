@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from controlbot.api import errors
 from controlbot.api.deps import ApiContext, reject_unknown_query
 from controlbot.api.openapi import build_openapi
-from controlbot.api.routes import actions, bots, health, logs
+from controlbot.api.routes import actions, bots, health, logs, releases
 from controlbot.gateway import Gateway
 from controlbot.settings import Settings
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings, gateway: Gateway, redis: Redis) -> FastAPI:
     app.include_router(bots.router)
     app.include_router(actions.router)
     app.include_router(logs.router)
+    app.include_router(releases.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from controlbot.api.calls import NDJSON
 from controlbot.api.deps import Auth, Bot, Ctx
 from controlbot.api.errors import ERROR_RESPONSES
-from controlbot.api.forms import SinceQuery, TailQuery
+from controlbot.api.forms import ReleaseQuery, SinceQuery, TailQuery
 from controlbot.api.schemas import LogLine
 from protocol.timeparse import parse_since
 
@@ -42,13 +42,19 @@ def prefers_text(request: Request) -> bool:
 
 @router.get("/logs", response_class=Response, summary="A bot's last output lines", responses=_LOGS_RESPONSE)
 async def get_logs(
-    request: Request, ctx: Ctx, caller: Auth, bot: Bot, tail: TailQuery = 30, since: SinceQuery = None
+    request: Request,
+    ctx: Ctx,
+    caller: Auth,
+    bot: Bot,
+    tail: TailQuery = 30,
+    since: SinceQuery = None,
+    release: ReleaseQuery = None,
 ) -> Response:
     since_epoch = parse_since(since, strict=True) if since is not None else None
     if since_epoch is not None and since_epoch < 1:
         since_epoch = None  # since the epoch (or before): every line
     read_at = time.time()
-    text = await ctx.gateway.logs(caller, bot, tail=tail, since=since_epoch)
+    text = await ctx.gateway.logs(caller, bot, tail=tail, since=since_epoch, release=release)
     headers = {LOG_TIME_HEADER: f"{read_at:.6f}"}
     if prefers_text(request):
         return Response(text, media_type="text/plain; charset=utf-8", headers=headers)
