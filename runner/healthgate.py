@@ -187,6 +187,7 @@ class HealthGate:
                 name=gate.name,
                 exit_code=exit_code,
                 oom_killed=info.oom_killed,
+                memory_limit_bytes=self.watcher.memory_limit,
                 log_tail="\n".join(tail.splitlines()[-TAIL_LINES:])[-3000:],
             )
             clean_exit = (

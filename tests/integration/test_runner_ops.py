@@ -276,15 +276,15 @@ async def test_crashing_bot_traceback_and_single_alert(
     runner_client: RunnerClient, redis_client: Redis, unique_name
 ) -> None:
     owner, name = owner_id(), unique_name("crash")
-    await start_bot(
-        runner_client, owner, name, (EXAMPLES / "error_bot.py").read_bytes(), filename="error_bot.py"
-    )
+    # It crashes after the health gate's window (2 s here): a crash inside it is the gate's to report.
+    late = b"import time\ntime.sleep(3)\n" + (EXAMPLES / "error_bot.py").read_bytes()
+    await start_bot(runner_client, owner, name, late, filename="error_bot.py")
 
     async def gave_up() -> bool:
         r = await call(runner_client, Op.STATUS, owner, name)
         return r.bot is not None and r.bot.state is BotState.CRASHED
 
-    await eventually(gave_up, timeout=40)
+    await eventually(gave_up, timeout=60)
     logs = (await call(runner_client, Op.LOGS, owner, name)).logs or ""
     assert "Traceback (most recent call last)" in logs and "ValueError: TEST ERROR" in logs
     status = (await call(runner_client, Op.STATUS, owner, name)).bot
@@ -303,7 +303,7 @@ async def test_crashing_bot_traceback_and_single_alert(
 
 async def test_oom_is_reported_as_oom(runner_client: RunnerClient, redis_client: Redis, unique_name) -> None:
     owner, name = owner_id(), unique_name("oom")
-    hog = b"print('eating', flush=True)\nx = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n"
+    hog = b"import time\ntime.sleep(3)  # past the health gate\nprint('eating', flush=True)\nx = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n"
     await start_bot(runner_client, owner, name, hog)
 
     async def oom_event() -> bool:
