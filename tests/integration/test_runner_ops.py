@@ -303,7 +303,10 @@ async def test_crashing_bot_traceback_and_single_alert(
 
 async def test_oom_is_reported_as_oom(runner_client: RunnerClient, redis_client: Redis, unique_name) -> None:
     owner, name = owner_id(), unique_name("oom")
-    hog = b"import time\ntime.sleep(3)  # past the health gate\nprint('eating', flush=True)\nx = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n"
+    hog = (
+        b"import time\ntime.sleep(3)  # past the health gate\n"
+        b"print('eating', flush=True)\nx = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n"
+    )
     await start_bot(runner_client, owner, name, hog)
 
     async def oom_event() -> bool:
