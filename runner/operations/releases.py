@@ -53,8 +53,6 @@ class ReleaseOps(OperationsBase):
             raise invalid_state(
                 f"the code of release {rel.number} is no longer stored", "tree_gone", rel.number
             )
-        if not await self.backend.image_exists(rel.image):
-            raise invalid_state(f"the image of release {rel.number} is gone", "image_gone", rel.number)
         await self._stop_current(rec)
         rec.source, rec.image, rec.entrypoint = rel.source, rel.image, rel.entrypoint
         rec.own_image, rec.git_url, rec.env = rel.own_image, rel.git_url, dict(rel.env)
