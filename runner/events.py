@@ -60,6 +60,10 @@ class EventWatcher:
         if container_id:
             self._expected[container_id] = time.monotonic() + for_s
 
+    def expected(self, container_id: str) -> bool:
+        """Whether an operation announced it stops (or restarts) this container on purpose."""
+        return self._was_expected(container_id)
+
     def reset_streak(self, owner: int, name: str) -> None:
         self._streak.pop((owner, name), None)
         self._loop_reported.discard((owner, name))

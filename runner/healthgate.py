@@ -145,6 +145,9 @@ class HealthGate:
                 if info is None or info.id != gate.container_id:
                     await self._close(gate)
                     return  # replaced or removed by a command: not this gate's news
+                if self.watcher.expected(info.id):
+                    await self._close(gate)
+                    return  # stopped or restarted on purpose (a command): nothing to judge
                 if not info.running or info.restarting or info.restart_count > 0:
                     await self._crashed(gate, info)
                     return
@@ -170,6 +173,9 @@ class HealthGate:
             rec = await self.store.get(gate.owner, gate.name)
             if rec is None or rec.request_id != gate.request_id or not await self._current(gate):
                 return  # a command got there first
+            if rec.desired is Desired.STOPPED or self.watcher.expected(gate.container_id):
+                await self._close(gate)
+                return  # its owner stopped it: no crash to judge
             exit_code = info.exit_code
             tail = await self.backend.logs(
                 gate.owner, gate.name, self.releases.keep_log_lines or TAIL_LINES, None
