@@ -86,7 +86,7 @@ async def deploy(
     final = _("✅ updated") if req.op == Op.UPDATE else "🟢 " + _("running")
     checking = result.bot is not None and result.bot.checking
     if checking:  # the health gate watches it: the verdict edits this message (controlbot.gatewatch)
-        final = gatewatch.checking_line()
+        final = f"{final} → {gatewatch.checking_line()}" if req.op == Op.UPDATE else gatewatch.checking_line()
     head = "\n".join(p for p in (progress.trail(final), notices.localise(result.notes)) if p)
     text, markup = cards.with_card(head, result.bot, caller.id)
     if checking:

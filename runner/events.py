@@ -55,6 +55,7 @@ class EventWatcher:
         self._loop_reported: set[tuple[int, str]] = set()
         # Containers inside a health gate (runner.healthgate): the gate's verdict is their one message.
         self.gated: set[str] = set()
+        self.gated_exits: dict[str, int | None] = {}  # container id -> exit code of its last death
 
     def expect_stop(self, container_id: str | None, for_s: float = 120.0) -> None:
         if container_id:
@@ -122,6 +123,7 @@ class EventWatcher:
         if info is None or info.id != ev.container_id:
             return  # replaced by an update or removed: the old one's death is no news
         if any(ev.container_id.startswith(cid) or cid.startswith(ev.container_id) for cid in self.gated):
+            self.gated_exits[ev.container_id] = ev.exit_code  # a restarting container shows none
             return  # the health gate reports it
         exit_code = ev.exit_code if ev.exit_code is not None else info.exit_code
         oom = info.oom_killed or self._oom.pop(ev.container_id, None) is not None

@@ -137,6 +137,7 @@ class HealthGate:
         return raw is not None and Gate.model_validate_json(raw).request_id == gate.request_id
 
     async def _watch(self, gate: Gate) -> None:
+        healthy = False
         try:
             while True:
                 if not await self._current(gate):
@@ -152,6 +153,7 @@ class HealthGate:
                     await self._crashed(gate, info)
                     return
                 if time.time() >= gate.deadline:
+                    healthy = True
                     await self._finish(
                         gate,
                         Event(
@@ -166,7 +168,10 @@ class HealthGate:
             log.exception("health gate of owner=%s bot=%s failed", gate.owner, gate.name)
             await self._close(gate)
         finally:
-            self._quiet(gate.container_id)
+            if healthy:  # it passed: from now on its crashes alert as any bot's do
+                self.watcher.gated.discard(gate.container_id)
+            else:
+                self._quiet(gate.container_id)
 
     async def _crashed(self, gate: Gate, info: ContainerInfo) -> None:
         async with self.locks.setdefault((gate.owner, gate.name), asyncio.Lock()):
@@ -176,7 +181,9 @@ class HealthGate:
             if rec.desired is Desired.STOPPED or self.watcher.expected(gate.container_id):
                 await self._close(gate)
                 return  # its owner stopped it: no crash to judge
-            exit_code = info.exit_code
+            exit_code = (
+                info.exit_code if info.exit_code is not None else await self._exit_code(gate.container_id)
+            )
             tail = await self.backend.logs(
                 gate.owner, gate.name, self.releases.keep_log_lines or TAIL_LINES, None
             )
@@ -218,6 +225,15 @@ class HealthGate:
                 event.verdict = GateVerdict.FAILED
             await self._finish(gate, event)
 
+    async def _exit_code(self, container_id: str) -> int | None:
+        """A restarting container shows no exit code: take it from the die event (it may lag a bit)."""
+        for _ in range(10):
+            for cid, code in self.watcher.gated_exits.items():
+                if cid.startswith(container_id) or container_id.startswith(cid):
+                    return code
+            await asyncio.sleep(0.2)
+        return None
+
     async def _stop(self, rec: BotRecord) -> None:
         """Leave a bot that crashed in its gate stopped: no restart loop."""
         rec.desired = Desired.STOPPED
@@ -244,5 +260,8 @@ class HealthGate:
             await self.redis.srem(keys.GATES, f"{gate.owner}:{gate.name}")
 
     def _quiet(self, container_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        loop.call_later(QUIET_AFTER_S, self.watcher.gated.discard, container_id)
+        def forget() -> None:
+            self.watcher.gated.discard(container_id)
+            self.watcher.gated_exits.pop(container_id, None)
+
+        asyncio.get_running_loop().call_later(QUIET_AFTER_S, forget)

@@ -294,7 +294,7 @@ async def test_crashing_bot_traceback_and_single_alert(
         crashes = [e for e in await events_for(redis_client, owner, name) if e.type is EventType.CRASHED]
         return len(crashes) == 4
 
-    await eventually(all_crashes_seen, timeout=20)
+    await eventually(all_crashes_seen, timeout=60)
     crashes = [e for e in await events_for(redis_client, owner, name) if e.type is EventType.CRASHED]
     assert [e.alert for e in crashes].count(True) == 1  # a crash loop is reported once
     assert crashes[0].alert and "ValueError: TEST ERROR" in (crashes[0].log_tail or "")
