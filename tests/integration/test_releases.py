@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -13,6 +14,7 @@ from protocol import keys
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
 from protocol.models import BotState, Event, EventType, GateVerdict, Op
+from tests.fixtures.runner import RunnerProcess
 from tests.integration.helpers import call, containers_of, events_for, eventually, start_bot
 
 pytestmark = pytest.mark.integration
@@ -181,3 +183,33 @@ async def test_source_bytes_cap_counts_kept_releases(runner_factory, unique_name
     finally:
         await redis.aclose()
         runner.stop()
+
+
+async def test_a_gate_survives_a_runner_restart(runner_factory, unique_name, tmp_path: Path) -> None:
+    """The gate's deadline is in Redis: a runner killed inside the window is replaced by one that
+    resumes the gate and still rolls the crashing update back."""
+    first = runner_factory(RUNNER_HEALTH_GRACE="8")
+    first.start()
+    redis = Redis.from_url(first.redis_url)
+    second: RunnerProcess | None = None
+    try:
+        client = RunnerClient(redis)
+        owner, name = owner_id(), unique_name("resume")
+        await start_bot(client, owner, name, version(1))
+        late_crash = b"import time\ntime.sleep(2)\nraise RuntimeError('late boom')\n"
+        upd = await call(client, Op.UPDATE, owner, name, payload=late_crash)
+        assert upd.ok and upd.bot is not None and upd.bot.checking
+        first.kill()  # inside the gate's window
+        assert await redis.exists(keys.gate(owner, name))
+        # The same Redis database and instance (runner_factory would flush the database).
+        second = RunnerProcess(first.env, tmp_path / "runner-second.log", tmp_path)
+        second.start()
+        ev = await verdict(redis, upd.request_id, timeout=60)
+        assert ev.verdict is GateVerdict.ROLLED_BACK and ev.restored == 1
+        status = await call(client, Op.STATUS, owner, name)
+        assert status.bot is not None and status.bot.release == 1 and status.bot.state is BotState.RUNNING
+        await call(client, Op.DELETE, owner, name)
+    finally:
+        if second is not None and second.running():
+            second.stop()
+        await redis.aclose()
