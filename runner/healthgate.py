@@ -170,6 +170,7 @@ class HealthGate:
         finally:
             if healthy:  # it passed: from now on its crashes alert as any bot's do
                 self.watcher.gated.discard(gate.container_id)
+                self.watcher.gated_exits.pop(gate.container_id, None)
             else:
                 self._quiet(gate.container_id)
 
