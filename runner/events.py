@@ -122,9 +122,6 @@ class EventWatcher:
         info = await self.backend.inspect(ev.owner, ev.name)
         if info is None or info.id != ev.container_id:
             return  # replaced by an update or removed: the old one's death is no news
-        if any(ev.container_id.startswith(cid) or cid.startswith(ev.container_id) for cid in self.gated):
-            self.gated_exits[ev.container_id] = ev.exit_code  # a restarting container shows none
-            return  # the health gate reports it
         exit_code = ev.exit_code if ev.exit_code is not None else info.exit_code
         oom = info.oom_killed or self._oom.pop(ev.container_id, None) is not None
         if (
@@ -137,6 +134,9 @@ class EventWatcher:
                     Event(type=EventType.STOPPED, owner=ev.owner, name=ev.name, exit_code=exit_code)
                 )
             return
+        if any(ev.container_id.startswith(cid) or cid.startswith(ev.container_id) for cid in self.gated):
+            self.gated_exits[ev.container_id] = exit_code  # a restarting container shows none
+            return  # a crash inside a health gate: the gate's verdict is its one message
         now = time.time()
         ran = (info.finished_at or now) - (info.started_at or now)
         streak = 1 if ran >= STABLE_RUN_S else self._streak.get(rec.key, 0) + 1
