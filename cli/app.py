@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import audit, backups, deploy, logs, render, stats
+from cli import audit, backups, deploy, logs, releases, render, stats
 from cli.args import parse_env_changes
 from cli.context import DEFAULT_URL, Options, failures, options
 
@@ -42,6 +42,8 @@ app.command()(stats.stats)
 app.command()(stats.top)
 app.command()(audit.audit)
 app.command()(audit.history)
+app.command()(releases.releases)
+app.command()(releases.rollback)
 
 
 @app.command("list")

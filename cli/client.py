@@ -127,11 +127,15 @@ class Client:
         result: dict[str, Any] = self.json("PUT", f"/api/bots/{name}/env", json=patch)
         return result
 
-    def logs(self, name: str, *, tail: int, since: str | None) -> tuple[list[str], float | None]:
+    def logs(
+        self, name: str, *, tail: int, since: str | None, release: int | None = None
+    ) -> tuple[list[str], float | None]:
         """Log lines, and the server time they were read at (the next `since` when following)."""
         params: dict[str, Any] = {"tail": tail}
         if since is not None:
             params["since"] = since
+        if release is not None:
+            params["release"] = release
         resp = self._send("GET", f"/api/bots/{name}/logs", params=params, headers={"Accept": "text/plain"})
         read_at = resp.headers.get("x-log-time")
         return resp.text.splitlines(), float(read_at) if read_at else None
@@ -145,6 +149,18 @@ class Client:
             if "error" in event:  # the stream ended on an error after it had opened
                 raise ApiError.from_body(200, event)
             yield str(event.get("line", ""))
+
+    def releases(self, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.json("GET", f"/api/bots/{name}/releases")["releases"]
+        return result
+
+    def rollback(self, name: str, release: int | None, *, wait_health: bool = False) -> dict[str, Any]:
+        params = {"wait": "health"} if wait_health else {}
+        body = {"release": release} if release is not None else {}
+        result: dict[str, Any] = self.json(
+            "POST", f"/api/bots/{name}/rollback", json=body, params=params, timeout=DEPLOY_TIMEOUT
+        )
+        return result
 
     def deploy(
         self,

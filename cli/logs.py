@@ -31,13 +31,19 @@ def logs(
         str | None, typer.Option(help="Only lines since a time (ISO 8601) or a duration (10m, 2h).")
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    release: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="A replaced release's kept output (see `botrunner releases`).", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Show a bot's last output lines."""
     opts = options(ctx)
     since_value = since_param(since)
     with failures(opts), opts.client() as client:
-        if not follow:
-            lines, _ = client.logs(name, tail=tail, since=since_value)
+        if not follow or release is not None:
+            lines, _ = client.logs(name, tail=tail, since=since_value, release=release)
             _emit(lines, opts.json)
             return
         try:

@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from controlbot import formatting, keyboards
+from controlbot import formatting, gatewatch, keyboards
 from controlbot.i18n import pick_locale
 from protocol import keys
 from protocol.models import Event, EventType
@@ -172,7 +172,9 @@ class AlertConsumer:
         except ValueError:
             log.warning("unreadable event %s dropped", entry_id)
             event = None
-        if (
+        if event is not None and event.type == EventType.GATE and time.time() - event.ts < STALE_AFTER_S:
+            await gatewatch.deliver(self.bot, self.redis, self.i18n, event)  # issue 12: the gate's verdict
+        elif (
             event is not None
             and should_alert(event)
             and self.loops.admit(event)

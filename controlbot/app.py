@@ -32,6 +32,7 @@ from controlbot.handlers import (
     listing,
     logs,
     manage,
+    releases,
     start,
     stats,
     status,
@@ -76,6 +77,7 @@ def routers(settings: Settings) -> list[Router]:
         backups.router,
         stats.router,
         audit.router,
+        releases.router,
     ]
     if settings.api_enabled:
         found.append(token.router)

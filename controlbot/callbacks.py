@@ -23,6 +23,7 @@ class BotAction(StrEnum):
     DELETE_CANCEL = "x"
     DELETE_WEBHOOK = "w"
     CHART = "p"  # a PNG of memory and CPU over the default range
+    ROLLBACK = "b"  # issue 12: run the previous release again
 
 
 class BotCb(CallbackData, prefix="b"):
@@ -41,6 +42,14 @@ class LogsCb(CallbackData, prefix="l"):
     owner: int
     name: str
     lines: int
+
+
+class ReleaseLogsCb(CallbackData, prefix="rl"):
+    """The kept output of a replaced release; release 0: the one before the current release."""
+
+    owner: int
+    name: str
+    release: int
 
 
 class FlowAction(StrEnum):

@@ -33,6 +33,8 @@ def user_commands() -> list[tuple[str, str]]:
         ("restore", _("replace a bot's /data: a .tar.gz with the caption /restore name")),
         ("chart", _("a bot's memory and CPU as a chart: /chart name [1h|24h|7d]")),
         ("history", _("what was done to a bot, by whom: /history name")),
+        ("releases", _("a bot's releases: /releases name")),
+        ("rollback", _("run an earlier release again: /rollback name [N]")),
         ("cancel", _("cancel the current step")),
     ]
 

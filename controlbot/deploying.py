@@ -17,7 +17,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.i18n import gettext as _
 
-from controlbot import cards, notices, uploads
+from controlbot import cards, gatewatch, notices, uploads
 from controlbot.errors import describe
 from controlbot.formatting import clean_log
 from controlbot.gateway import Caller, DeployRequest, Gateway, Target, Upload
@@ -96,8 +96,16 @@ async def _run(
             await send_build_log(progress.message, req.target, caller, e.detail)
         return
     final = _("✅ updated") if req.op == Op.UPDATE else "🟢 " + _("running")
+    checking = result.bot is not None and result.bot.checking
+    if checking:  # the health gate watches it: the verdict edits this message (controlbot.gatewatch)
+        final = f"{final} → {gatewatch.checking_line()}" if req.op == Op.UPDATE else gatewatch.checking_line()
     head = "\n".join(p for p in (progress.trail(final), notices.localise(result.notes)) if p)
-    await progress.finish(*cards.with_card(head, result.bot, caller.id, result.notes))
+    text, markup = cards.with_card(head, result.bot, caller.id, result.notes)
+    if checking:
+        await gatewatch.remember(
+            gateway.runner.redis, result.request_id, progress.message, caller.locale, text, markup
+        )
+    await progress.finish(text, markup)
 
 
 async def _download(bot: Bot, gateway: Gateway, job: ChatDeploy, file_id: str) -> Upload:

@@ -18,7 +18,7 @@ from aiogram.types import ErrorEvent, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from controlbot.formatting import MAX_TEXT, clean_log, log_block, mask_credentials, tg_len
+from controlbot.formatting import MAX_TEXT, clean_log, log_block, mask_credentials, size, tg_len
 from controlbot.i18n import pick_locale
 from controlbot.ratelimit import REPEAT
 from protocol.errors import BotrunnerError, ErrorCode
@@ -120,6 +120,11 @@ def _runner_sentence(exc: BotrunnerError) -> str:
     msg = escape(exc.message)
     code = exc.code
     if code == ErrorCode.QUOTA_EXCEEDED:
+        if exc.params.reason == "source_bytes" and exc.params.max_bytes is not None:
+            return _(
+                "Your stored code would exceed {limit} (every bot's code and its kept releases count). "
+                "Delete a bot with /delete, or send smaller code."
+            ).format(limit=size(exc.params.max_bytes))
         if exc.params.limit is not None:
             return _(
                 "Quota reached: at most {limit} bots per user. Delete one with /delete to free a slot."
@@ -164,6 +169,7 @@ def _runner_sentence(exc: BotrunnerError) -> str:
         ErrorCode.TIMEOUT: _("The runner did not answer in time. Check /status {name} shortly."),
         ErrorCode.FORBIDDEN: _("You are not allowed to do that."),
         ErrorCode.DOCKERFILE_NOT_ALLOWED: _("The Dockerfile was refused: {msg}"),
+        ErrorCode.INVALID_STATE: _("Not possible in the bot's current state: {msg}"),
     }
     template = simple.get(
         code, _("Something went wrong on the runner. Try again; if it keeps happening, tell an admin.")

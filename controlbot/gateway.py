@@ -8,6 +8,7 @@ nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -41,6 +42,7 @@ from protocol.models import (
     BotStats,
     BotStatus,
     Command,
+    Event,
     Op,
     QuotaInfo,
     Result,
@@ -59,7 +61,8 @@ DEPLOY_QUEUE_WAIT_S = 600.0
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 # Operations that change nothing: every other op is audited, so a new one is audited for free.
-READS = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.STATS})
+READS = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.STATS, Op.QUOTA, Op.RELEASES})
+VERDICT_POLL_S = 0.25
 
 
 class Channel(StrEnum):
@@ -364,8 +367,30 @@ class Gateway:
     async def delete(self, caller: Caller, target: Target) -> QuotaInfo | None:
         return (await self.call(caller, Op.DELETE, target)).quota
 
-    async def logs(self, caller: Caller, target: Target, *, tail: int, since: float | None = None) -> str:
-        return (await self.call(caller, Op.LOGS, target, tail=tail, since=since)).logs or ""
+    async def logs(
+        self,
+        caller: Caller,
+        target: Target,
+        *,
+        tail: int,
+        since: float | None = None,
+        release: int | None = None,
+    ) -> str:
+        """The bot's last lines; of release N (its kept output when it was replaced) with `release`."""
+        return (await self.call(caller, Op.LOGS, target, tail=tail, since=since, release=release)).logs or ""
+
+    # -- releases (issue 12) ---------------------------------------------------------------------
+    async def releases(self, caller: Caller, target: Target) -> Result:
+        """The bot's kept releases, newest first, and its status."""
+        return await self.call(caller, Op.RELEASES, target)
+
+    async def rollback(self, caller: Caller, target: Target, release: int | None = None) -> Result:
+        """Run release N (default: the previous one) again, as a new release."""
+        return await self.call(caller, Op.ROLLBACK, target, release=release, timeout=BUILD_TIMEOUT_S)
+
+    async def health_verdict(self, request_id: str, timeout: float) -> Event | None:
+        """The health gate's verdict on what request_id deployed, once it ends (None: not in time)."""
+        return await wait_verdict(self.runner, request_id, timeout)
 
     async def set_env(self, caller: Caller, target: Target, env: dict[str, str], unset: list[str]) -> Result:
         """Merge env changes into a bot's env; the bot restarts to apply them."""
@@ -486,6 +511,20 @@ def _entry(caller: Caller, cmd: Command, outcome: str) -> AuditEntry:
         bot=cmd.name,
         detail=detail,
     )
+
+
+async def wait_verdict(runner: RunnerClient, request_id: str, timeout: float) -> Event | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            raw = await runner.redis.get(keys.verdict(request_id))
+        except RedisError as e:
+            raise StoreUnavailable() from e
+        if raw is not None:
+            return Event.model_validate_json(raw)
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(VERDICT_POLL_S)
 
 
 def _admin_only(caller: Caller) -> None:

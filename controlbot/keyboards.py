@@ -16,6 +16,7 @@ from controlbot.callbacks import (
     LogsCb,
     MenuAction,
     MenuCb,
+    ReleaseLogsCb,
 )
 from controlbot.formatting import STATE_ICONS
 from protocol.models import BotState, BotStatus
@@ -48,9 +49,14 @@ def card(bot: BotStatus, *, webhook: bool = False) -> InlineKeyboardMarkup:
     add(_("⬆️ Update"), BotAction.UPDATE)
     add(_("🗑 Delete"), BotAction.DELETE)
     add(_("📈 Chart"), BotAction.CHART)
+    extra = 0
+    if bot.previous_release is not None:
+        add(_("⏪ Rollback"), BotAction.ROLLBACK)
+        extra += 1
     if webhook:
         add(_("🧹 Remove webhook"), BotAction.DELETE_WEBHOOK)
-    kb.adjust(3, 3, 1)
+        extra += 1
+    kb.adjust(3, 3, *([extra] if extra else []))
     dashboard.add_row(kb)
     return kb.as_markup()
 
@@ -86,7 +92,20 @@ def logs(owner: int, name: str, lines: int) -> InlineKeyboardMarkup:
         text=_("📄 Full log"),
         callback_data=LogsCb(action=LogsAction.FULL, owner=owner, name=name, lines=lines),
     )
-    kb.adjust(2)
+    kb.button(text=_("⏮ Previous release"), callback_data=ReleaseLogsCb(owner=owner, name=name, release=0))
+    kb.adjust(2, 1)
+    return kb.as_markup()
+
+
+def release_logs(owner: int, name: str, older: int | None) -> InlineKeyboardMarkup | None:
+    """Under a kept release's output: the one before it, when it has kept output too."""
+    if older is None:
+        return None
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("⏮ Release {n}").format(n=older),
+        callback_data=ReleaseLogsCb(owner=owner, name=name, release=older),
+    )
     return kb.as_markup()
 
 

@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     # builds in the sandbox (#10): a repository's own Dockerfile refused by RUNNER_DOCKERFILE_POLICY
     DOCKERFILE_NOT_ALLOWED = "DOCKERFILE_NOT_ALLOWED"
     RATE_LIMITED = "RATE_LIMITED"  # too many state-changing commands this minute (RATE_LIMIT_PER_MINUTE)
+    INVALID_STATE = "INVALID_STATE"  # releases: nothing to roll back to, or that release is current
 
 
 class ErrorParams(BaseModel):

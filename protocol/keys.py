@@ -221,3 +221,50 @@ METRIC_CRASHES = f"{PREFIX}:metrics:crashes"
 # control bot's gateway (every command that changes state) and its token handlers. XADD MAXLEN ~
 # AUDIT_MAX_ENTRIES (default 10000). No TTL.
 AUDIT_STREAM = f"{PREFIX}:audit"
+
+
+# -- Releases, health gates, kept logs (issue 12) ---------------------------------------------
+# A bot's releases: hash, field "<N>" -> JSON runner.releases.Release (env as stored), field
+# "current" -> N. Writer: runner. No TTL; pruned to RUNNER_KEEP_RELEASES, deleted with the bot.
+def releases(owner: int, name: str) -> str:
+    return f"{PREFIX}:releases:{owner}:{name}"
+
+
+# A stored tree (the pack_files blob) of a bot's release, by its sha256, so releases with the same
+# code (an /env change) share one copy. Writer: runner. No TTL; removed with the last release using it.
+def release_tree(owner: int, name: str, sha: str) -> str:
+    return f"{PREFIX}:tree:{owner}:{name}:{sha}"
+
+
+# The last RUNNER_KEEP_LOG_LINES lines of a replaced release's output (text, capped in bytes).
+# Writer: runner, when the release is replaced. No TTL; removed with the release.
+def release_logs(owner: int, name: str, number: int) -> str:
+    return f"{PREFIX}:rlogs:{owner}:{name}:{number}"
+
+
+# An open health gate of a bot: JSON runner.healthgate.Gate with its deadline, so a restarted runner
+# resumes it. Writer: runner. TTL: the grace period plus GATE_TTL_MARGIN s.
+GATE_TTL_MARGIN = 120
+
+
+def gate(owner: int, name: str) -> str:
+    return f"{PREFIX}:gate:{owner}:{name}"
+
+
+# Set of "<owner>:<name>" with an open gate, for the resume after a restart. Writer: runner. No TTL.
+GATES = f"{PREFIX}:gates"
+
+
+# A gate's verdict by the request that deployed: JSON protocol.models.Event (type GATE), for the
+# API's ?wait=health. Writer: runner. TTL VERDICT_TTL s.
+VERDICT_TTL = 3600
+
+
+def verdict(request_id: str) -> str:
+    return f"{PREFIX}:verdict:{request_id}"
+
+
+# The chat message showing a deploy, by its request id: JSON {chat, message, locale, text, markup},
+# so the alert consumer edits that message to the gate's verdict. Writer: control bot. TTL VERDICT_TTL.
+def gate_message(request_id: str) -> str:
+    return f"{PREFIX}:gate-msg:{request_id}"

@@ -37,6 +37,9 @@ class Op(StrEnum):
     BACKUP = "backup"  # /data as a .tar.gz now, or the daily backups: on, off, listed
     RESTORE = "restore"  # replace /data from a .tar.gz (or undo the last restore)
     STATS = "stats"  # a bot's resource history since `since` (issue 13)
+    # releases and rollback (issue 12)
+    RELEASES = "releases"
+    ROLLBACK = "rollback"
 
 
 class BackupMode(StrEnum):
@@ -88,6 +91,7 @@ class Command(_Model):
     # Where the runner XADDs this request's Progress and Result: the requester's replies stream
     # (keys.replies). None: nobody listens; a state change's Result is still kept in keys.result.
     reply_to: str | None = Field(None, pattern=REPLIES_PATTERN)
+    release: int | None = None  # rollback: the release to restore (None: the previous); logs: whose
 
 
 class BotState(StrEnum):
@@ -147,6 +151,36 @@ class BotStatus(_Model):
     image: str | None = None
     created_at: float
     updated_at: float
+    # Releases (issue 12): the current release's number, the one a rollback restores by default,
+    # and whether the health gate still watches the current one.
+    release: int | None = None
+    previous_release: int | None = None
+    checking: bool = False
+
+
+class ReleaseInfo(_Model):
+    """One recorded release of a bot, as front ends show it (never its env)."""
+
+    number: int
+    op: Op  # what made it: start, update, rollback, set_env
+    created_at: float
+    actor: int | None = None  # who made it; None: the runner itself
+    source: SourceInfo
+    image: str
+    entrypoint: str
+    current: bool = False
+    failed: bool = False  # it crashed inside its health gate
+    restored: int | None = None  # a rollback: the release it restored
+    has_logs: bool = False  # its output was kept when it was replaced
+
+
+class GateVerdict(StrEnum):
+    """How a health gate ended."""
+
+    HEALTHY = "healthy"  # still running at the end of the grace period
+    ROLLED_BACK = "rolled_back"  # crashed; the previous release runs again
+    FAILED = "failed"  # crashed with nothing to go back to: left stopped
+    EXITED = "exited"  # exited with code 0: reported, not rolled back
 
 
 class QuotaInfo(_Model):
@@ -315,6 +349,7 @@ class Result(_Model):
     archive: ArchiveInfo | None = None  # backup now: where the archive's chunks are
     backups: list[BackupEntry] | None = None  # backup list
     stats: BotStats | None = None  # Op.STATS
+    releases: list[ReleaseInfo] | None = None
 
     def raise_for_error(self) -> Result:
         """The result itself when it succeeded; its error raised otherwise (INTERNAL when it has none)."""
@@ -337,6 +372,7 @@ class EventType(StrEnum):
     MISSING = "missing"  # the container vanished and could not be brought back
     CONFLICT = "conflict"  # the bot's output shows Telegram's 409: another poller uses its token
     DISK_LIMIT_EXCEEDED = "disk_limit_exceeded"  # /app and /data grew past BOT_DISK_LIMIT: stopped
+    GATE = "gate"  # a health gate ended: verdict, release, restored, request_id, log_tail
 
 
 class Event(_Model):
@@ -355,6 +391,12 @@ class Event(_Model):
     alert: bool = False
     crash_loop: bool = False
     log_tail: str | None = None
+    # GATE: the verdict, the release it watched, the release running again (ROLLED_BACK) and the
+    # request that deployed it (the chat finds the message to edit by it).
+    verdict: GateVerdict | None = None
+    release: int | None = None
+    restored: int | None = None
+    request_id: str | None = None
 
 
 class RunnerHealth(_Model):

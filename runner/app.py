@@ -27,6 +27,7 @@ from runner.cluster import Leadership, peer_conflict
 from runner.conflicts import ConflictWatch
 from runner.disk import DiskWatch
 from runner.events import EventBus, EventWatcher
+from runner.healthgate import HealthGate
 from runner.history import History
 from runner.keys import load_or_create, publish
 from runner.metrics import MetricsServer
@@ -89,6 +90,20 @@ class Runner:
         self.conflicts = ConflictWatch(
             self.redis, self.store, self.backend, self.bus, settings.runner_conflict_interval
         )
+        # Issue 12: the health gate watches new containers beside the worker, under its bot locks.
+        self.gate = HealthGate(
+            grace=settings.runner_health_grace,
+            redis=self.redis,
+            backend=self.backend,
+            store=self.store,
+            releases=self.ops.releases,
+            watcher=self.watcher,
+            bus=self.bus,
+            bot_lock=self.worker.scheduler.bot,
+            restore=self.ops.restore_release,
+            stop_timeout=settings.runner_stop_timeout,
+        )
+        self.ops.gate = self.gate
         self.stopping = asyncio.Event()
         self.docker_version: str | None = None
         self.nodes: int | None = None  # the swarm's node count; None on one docker host
@@ -105,6 +120,9 @@ class Runner:
             settings.runner_claim_idle_ms,
             {
                 "docker-events": lambda: self.watcher.run(self.stopping),
+                # Gates a stopped runner left open go on (the gate's in-memory marks live with the
+                # watcher, on the leader).
+                "health-gates": self.gate.resume,
                 "reconcile": self._lead_reconcile,
                 "stats": lambda: self._every(self.settings.runner_stats_interval, self._sample),
                 # Once per cluster too: one disk stop, one 409 notice, one daily backup per bot.
@@ -274,7 +292,9 @@ class Runner:
             delay = min(delay * 2, 120.0)
 
     async def _images_in_use(self) -> set[str]:
-        return {rec.image for rec in await self.store.all_records()}
+        records = await self.store.all_records()
+        # Kept releases' images too, so a rollback never needs a build (issue 12).
+        return {rec.image for rec in records} | await self.ops.releases.images([r.key for r in records])
 
     async def _reconcile(self, full: bool = False) -> None:
         try:

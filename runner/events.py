@@ -66,10 +66,17 @@ class EventWatcher:
         self.secrets = secrets or Secrets.ephemeral()  # masks the bot's env values in log tails
         # oom comes just before die in the same stream, to the same watcher: memory is enough.
         self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
+        # Containers inside a health gate (runner.healthgate): the gate's verdict is their one message.
+        self.gated: set[str] = set()
+        self.gated_exits: dict[str, int | None] = {}  # container id -> exit code of its last death
 
     async def expect_stop(self, container_id: str | None, for_s: int = keys.EXPECTED_STOP_TTL) -> None:
         if container_id:
             await self.redis.set(keys.expected_stop(container_id), "1", ex=for_s)
+
+    async def expected(self, container_id: str) -> bool:
+        """Whether an operation announced it stops (or restarts) this container on purpose."""
+        return await self._was_expected(container_id)
 
     async def reset_streak(self, owner: int, name: str) -> None:
         await self.redis.delete(keys.crash_streak(owner, name))
@@ -135,6 +142,9 @@ class EventWatcher:
                     Event(type=EventType.STOPPED, owner=ev.owner, name=ev.name, exit_code=exit_code)
                 )
             return
+        if any(ev.container_id.startswith(cid) or cid.startswith(ev.container_id) for cid in self.gated):
+            self.gated_exits[ev.container_id] = exit_code  # a restarting container shows none
+            return  # a crash inside a health gate: the gate's verdict is its one message
         now = time.time()
         ran = (info.finished_at or now) - (info.started_at or now)
         key = keys.crash_streak(ev.owner, ev.name)

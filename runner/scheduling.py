@@ -26,7 +26,7 @@ from protocol import keys
 from protocol.models import Command, Op
 from runner.lease import held
 
-READ_ONLY = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.STATS, Op.QUOTA})
+READ_ONLY = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.STATS, Op.QUOTA, Op.RELEASES})
 
 
 def may_build(cmd: Command) -> bool:

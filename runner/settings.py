@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     # Prometheus /metrics (issue 13): 0 turns it off. Compose binds 0.0.0.0 inside its network only.
     runner_metrics_port: int = Field(9464, ge=0, le=65535)
     runner_metrics_host: str = "127.0.0.1"
+    # Releases, the health gate and kept logs (issue 12).
+    runner_keep_releases: int = Field(5, ge=1)
+    runner_health_grace: float = Field(10.0, ge=0)  # 0: no gate
+    runner_keep_log_lines: int = Field(1000, ge=0)
+    # Every stored tree of a user (each bot's current source and its kept releases' trees).
+    user_source_bytes: str = "100m"
     # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
     runner_debug_ack_delay: float = Field(0.0, ge=0)
 
@@ -128,6 +134,7 @@ class Settings(BaseSettings):
         "git_max_repo_bytes",
         "runner_max_backup_bytes",
         "bot_disk_limit",
+        "user_source_bytes",
     )
     @classmethod
     def _size(cls, value: str) -> str:
@@ -175,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def max_backup_bytes(self) -> int:
         return parse_memory(self.runner_max_backup_bytes)
+
+    @property
+    def user_source_limit(self) -> int:
+        return parse_memory(self.user_source_bytes)
 
     @property
     def max_repo_bytes(self) -> int:

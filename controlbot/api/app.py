@@ -13,7 +13,7 @@ from controlbot.api import errors, tma
 from controlbot.api.deps import ApiContext, reject_unknown_query
 from controlbot.api.guard import ApiGuard
 from controlbot.api.openapi import build_openapi
-from controlbot.api.routes import actions, audit, bots, data, health, logs, quota, stats, webapp
+from controlbot.api.routes import actions, audit, bots, data, health, logs, quota, releases, stats, webapp
 from controlbot.gateway import Gateway
 from controlbot.settings import Settings
 
@@ -57,6 +57,7 @@ def create_app(settings: Settings, gateway: Gateway, redis: Redis) -> FastAPI:
     app.include_router(audit.router)
     if settings.api_metrics:
         app.include_router(stats.metrics_router)
+    app.include_router(releases.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,8 +11,8 @@ from fastapi.responses import StreamingResponse
 
 from controlbot.api.deps import ApiContext
 from controlbot.api.errors import INTERNAL_MESSAGE, ErrorDetail, status_for
-from controlbot.api.schemas import BotOut, ErrorEvent, ProgressEvent, ResultEvent
-from controlbot.gateway import Caller, DeployRequest
+from controlbot.api.schemas import BotOut, ErrorEvent, HealthOut, ProgressEvent, ResultEvent
+from controlbot.gateway import Caller, DeployRequest, Target
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import BotStatus, Progress, Result, notes_text
 
@@ -36,12 +36,41 @@ def wants_stream(request: Request) -> bool:
     return NDJSON in request.headers.get("accept", "")
 
 
+# `?wait=health`: how long the API waits for the health gate's verdict after the bot runs.
+HEALTH_WAIT_S = 300.0
+
+
+async def with_health(ctx: ApiContext, caller: Caller, target: Target, result: Result) -> BotOut:
+    """The deploy's answer after its health gate ended: the bot as it is then, and the verdict."""
+    if result.bot is None or not result.bot.checking:
+        return result_out(result)
+    event = await ctx.gateway.health_verdict(result.request_id, HEALTH_WAIT_S)
+    if event is None:
+        return result_out(result).model_copy(update={"health": HealthOut(release=result.bot.release)})
+    health = HealthOut(
+        verdict=event.verdict,
+        release=event.release,
+        restored=event.restored,
+        exit_code=event.exit_code,
+        log_tail=event.log_tail,
+    )
+    now = await ctx.gateway.status(caller, target)
+    return bot_out(now, result).model_copy(update={"health": health})
+
+
 async def deploy(
-    request: Request, ctx: ApiContext, caller: Caller, req: DeployRequest, *, status_code: int
+    request: Request,
+    ctx: ApiContext,
+    caller: Caller,
+    req: DeployRequest,
+    *,
+    status_code: int,
+    wait_health: bool = False,
 ) -> BotOut | StreamingResponse:
     """Run a start/update: the bot's status at the end, or a stream of progress lines ending in it."""
     if not wants_stream(request):
-        return result_out(await ctx.gateway.deploy(caller, req))
+        result = await ctx.gateway.deploy(caller, req)
+        return await with_health(ctx, caller, req.target, result) if wait_health else result_out(result)
     # Checked before the stream opens, so an unavailable runner is still a plain 503.
     await ctx.gateway.precheck(req)
     return StreamingResponse(_events(ctx, caller, req), media_type=NDJSON, status_code=status_code)

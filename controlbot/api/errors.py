@@ -47,6 +47,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.TOKEN_IN_USE: 409,
     ErrorCode.DISK_LIMIT_EXCEEDED: 409,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INVALID_STATE: 409,  # releases: nothing to roll back to
 }
 
 # Which code a failed check on a request field gets; anything else is INVALID_INPUT.
@@ -205,7 +206,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _doc("Missing, wrong or revoked token (code UNAUTHORIZED)."),
     403: _doc("Quota exceeded (QUOTA_EXCEEDED) or not allowed (FORBIDDEN)."),
     404: _doc("No such bot among yours, or an invalid name in the path (NOT_FOUND)."),
-    409: _doc("The name already exists (ALREADY_EXISTS), or a bot token already runs (TOKEN_IN_USE)."),
+    409: _doc(
+        "The name already exists (ALREADY_EXISTS), a bot token already runs (TOKEN_IN_USE), or the "
+        "bot's state forbids it (INVALID_STATE)."
+    ),
     413: _doc("The request body is over API_MAX_BODY_BYTES (PAYLOAD_TOO_LARGE); nothing of it was kept."),
     422: _doc("Invalid input, naming the field; BUILD_FAILED carries the build log tail in `detail`."),
     429: {

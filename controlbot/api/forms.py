@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import File, Form, Query, UploadFile
 from pydantic import StringConstraints
@@ -57,4 +57,13 @@ SinceQuery = Annotated[
             ]
         },
     ),
+]
+
+# Releases and the health gate (issue 12).
+WaitQuery = Annotated[
+    Literal["health"] | None,
+    Query(description="`health`: answer once the health gate has judged the new release, with its verdict."),
+]
+ReleaseQuery = Annotated[
+    int | None, Query(ge=1, description="The release whose kept output to return (see /releases).")
 ]

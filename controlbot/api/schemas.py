@@ -7,7 +7,21 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from controlbot.api.errors import ErrorDetail
-from protocol.models import BotStatus, Note, QuotaInfo, Stage
+from protocol.models import BotStatus, GateVerdict, Note, QuotaInfo, ReleaseInfo, Stage
+
+
+class HealthOut(BaseModel):
+    """The health gate's verdict on a deploy (issue 12), with `?wait=health`."""
+
+    verdict: GateVerdict | None = Field(None, description="None: the gate had not ended in time.")
+    release: int | None = Field(None, description="The release the gate watched.")
+    restored: int | None = Field(None, description="rolled_back: the release running again.")
+    exit_code: int | None = None
+    log_tail: str | None = Field(None, description="The crashed release's last lines.")
+
+
+class ReleaseList(BaseModel):
+    releases: list[ReleaseInfo] = Field(description="Newest first; `current` marks the one running.")
 
 
 class BotOut(BotStatus):
@@ -17,6 +31,7 @@ class BotOut(BotStatus):
         default_factory=list, description="Remarks on a deploy, typed: the entry point used, dependencies."
     )
     notice: str | None = Field(None, description="The notes as one plain English sentence.")
+    health: HealthOut | None = Field(None, description="With `?wait=health`: how the health gate ended.")
 
 
 class BotList(BaseModel):

@@ -4,6 +4,7 @@
 - `lifecycle`: start, stop, restart, update, set_env, delete
 - `queries`: status, logs, list, system, set_quota
 - `env`: the env rules
+- `releases`: releases, rollback, kept logs (the health gate is runner.healthgate)
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Operations(LifecycleOps, QueryOps, TelegramOps, BackupOps):
             Op.BACKUP: self.backup,
             Op.RESTORE: self.restore,
             Op.STATS: self.stats,
+            Op.RELEASES: self.list_releases,
+            Op.ROLLBACK: self.rollback,
         }[cmd.op]
         return await handler(cmd, progress)
 

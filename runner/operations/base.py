@@ -14,6 +14,8 @@ from protocol.rules import validate_name
 from runner import metrics
 from runner.backend import Backend, ContainerSpec
 from runner.events import EventBus, EventWatcher
+from runner.healthgate import HealthGate
+from runner.releases import ReleaseStore, previous
 from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.sources import Prepared, ProgressFn, Sources, resolve_spec, unpack_files
@@ -47,6 +49,10 @@ class OperationsBase:
         self.limits = Limits(
             memory_bytes=settings.memory_limit_bytes, cpu=settings.bot_cpu_limit, pids=settings.bot_pids_limit
         )
+        self.releases = ReleaseStore(
+            redis, keep=settings.runner_keep_releases, keep_log_lines=settings.runner_keep_log_lines
+        )
+        self.gate: HealthGate | None = None  # set by the runner once its locks exist
 
     async def _record(self, cmd: Command) -> BotRecord:
         name = validate_name(cmd.name)
@@ -58,7 +64,12 @@ class OperationsBase:
     async def bot_status(self, rec: BotRecord) -> BotStatus:
         info = await self.backend.inspect(rec.owner, rec.name)
         usage = await self.store.usage(rec.owner, rec.name)
-        return build_status(rec, info, usage, self.limits, self.secrets)
+        status = build_status(rec, info, usage, self.limits, self.secrets)
+        releases, current = await self.releases.load(rec.owner, rec.name)
+        before = previous(releases, current)
+        status.release, status.previous_release = current, before.number if before else None
+        status.checking = self.gate is not None and await self.gate.open(rec.owner, rec.name)
+        return status
 
     def _spec(self, rec: BotRecord, files: dict[str, bytes]) -> ContainerSpec:
         return ContainerSpec(

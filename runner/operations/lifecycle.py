@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from protocol.errors import NotFound
-from protocol.models import Command, Desired, Event, EventType, QuotaInfo, Result, Stage
+from protocol.models import Command, Desired, Event, EventType, Op, QuotaInfo, Result, Stage
 from protocol.rules import validate_name
-from runner.operations.base import OperationsBase
 from runner.operations.env import merged_env, refuse_tokens_in_use
+from runner.operations.releases import ReleaseOps
 from runner.sources import ProgressFn, pack_files
 from runner.state import BotRecord
 
 
-class LifecycleOps(OperationsBase):
+class LifecycleOps(ReleaseOps):
     async def start(self, cmd: Command, progress: ProgressFn) -> Result:
         name = validate_name(cmd.name)
         rec = await self.store.get(cmd.owner, name)
@@ -26,12 +26,15 @@ class LifecycleOps(OperationsBase):
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         if rec is not None and rec.request_id == cmd.request_id:
             await self._ensure_running(rec)  # redelivered after the record was written
+            await self.released(rec, Op.START, cmd.actor)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         env = merged_env(self.secrets, {}, cmd.env)
         await refuse_tokens_in_use(self.store, self.secrets, cmd.owner, name, env)
         await self.store.reserve(cmd.owner, name, cmd.request_id)
         try:
             prepared = await self.prepare(cmd, progress, None)
+            blob = pack_files(prepared.files)
+            await self.check_source_bytes(cmd.owner, len(blob))
             rec = BotRecord(
                 owner=cmd.owner,
                 name=name,
@@ -44,7 +47,7 @@ class LifecycleOps(OperationsBase):
                 own_image=prepared.own_image,
                 usernames={k: u for k, u in cmd.usernames.items() if k in env},
             )
-            await self.store.save(rec, source=pack_files(prepared.files))
+            await self.store.save(rec, source=blob)
             await progress(Stage.STARTING, "")
             await self.deploy(rec, prepared.files)
         except BaseException:
@@ -54,6 +57,7 @@ class LifecycleOps(OperationsBase):
             finally:
                 await self.store.release(cmd.owner, name)
             raise
+        await self.released(rec, Op.START, cmd.actor, blob=blob)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=list(prepared.notes))
 
     async def stop(self, cmd: Command, progress: ProgressFn) -> Result:
@@ -85,20 +89,25 @@ class LifecycleOps(OperationsBase):
         rec = await self._record(cmd)
         if rec.request_id == cmd.request_id:  # redelivered: the new code is already recorded
             await self.deploy(rec)
+            await self.released(rec, Op.UPDATE, cmd.actor)
             return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
         env = merged_env(self.secrets, rec.env, cmd.env)  # the caps hold after the merge
         await refuse_tokens_in_use(self.store, self.secrets, rec.owner, rec.name, cmd.env)
         prepared = await self.prepare(cmd, progress, rec)
+        blob = pack_files(prepared.files)
+        await self.check_source_bytes(cmd.owner, len(blob))
         await progress(Stage.STOPPING, "")
+        await self.keep_logs(rec)
         await self._stop_current(rec)
         rec.source, rec.image, rec.entrypoint = prepared.info, prepared.image, prepared.entrypoint
         rec.git_url, rec.own_image = self.secrets.seal_url(prepared.git_url), prepared.own_image
         rec.set_env(env, cmd.env, cmd.usernames)
         rec.request_id, rec.desired = cmd.request_id, Desired.RUNNING
-        await self.store.save(rec, source=pack_files(prepared.files))
+        await self.store.save(rec, source=blob)
         await self.watcher.reset_streak(rec.owner, rec.name)
         await progress(Stage.STARTING, "")
         await self.deploy(rec, prepared.files)
+        await self.released(rec, Op.UPDATE, cmd.actor, blob=blob)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec), notes=list(prepared.notes))
 
     async def set_env(self, cmd: Command, progress: ProgressFn) -> Result:
@@ -106,12 +115,14 @@ class LifecycleOps(OperationsBase):
         if rec.request_id != cmd.request_id:
             env = merged_env(self.secrets, rec.env, cmd.env, cmd.unset)  # the caps hold after the merge
             await refuse_tokens_in_use(self.store, self.secrets, rec.owner, rec.name, cmd.env)
+            await self.keep_logs(rec)
             await self._stop_current(rec)
             rec.set_env(env, {**(cmd.env or {}), **dict.fromkeys(cmd.unset, "")}, cmd.usernames)
             rec.request_id = cmd.request_id
             await self.store.save(rec)
         await progress(Stage.STARTING, "")
         await self.deploy(rec)
+        await self.released(rec, Op.SET_ENV, cmd.actor)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
 
     async def delete(self, cmd: Command, progress: ProgressFn) -> Result:
@@ -119,6 +130,7 @@ class LifecycleOps(OperationsBase):
         await self._stop_current(rec)
         await self.backend.remove(rec.owner, rec.name, volumes=True)
         await self.store.release(rec.owner, rec.name)
+        await self.releases.forget(rec.owner, rec.name)
         await self.bus.publish(Event(type=EventType.DELETED, owner=rec.owner, name=rec.name))
         used, limit = await self.store.quota(cmd.owner)
         return Result(request_id=cmd.request_id, quota=QuotaInfo(used=used, limit=limit))

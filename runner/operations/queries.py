@@ -8,17 +8,21 @@ from protocol.errors import BotrunnerError, ErrorCode
 from protocol.heartbeats import live_runners
 from protocol.models import BotStats, BotStatus, Command, QuotaInfo, Result, RunnerInfo, SystemInfo
 from runner.history import History
-from runner.operations.base import OperationsBase
+from runner.operations.releases import ReleaseOps
 from runner.sources import ProgressFn
 
 
-class QueryOps(OperationsBase):
+class QueryOps(ReleaseOps):
     async def status(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
         return Result(request_id=cmd.request_id, bot=await self.bot_status(rec))
 
     async def logs(self, cmd: Command, progress: ProgressFn) -> Result:
         rec = await self._record(cmd)
+        if cmd.release is not None:  # a kept release's output (issue 12)
+            text = await self.release_logs(rec, cmd.release)
+            lines = text.splitlines()[-max(1, cmd.tail) :] if cmd.tail else text.splitlines()
+            return Result(request_id=cmd.request_id, logs="\n".join(lines) + ("\n" if lines else ""))
         tail = max(1, min(cmd.tail, 100_000)) if cmd.tail else None
         text = await self.backend.logs(rec.owner, rec.name, tail, cmd.since)
         # The reply rests in Redis: a bot that prints its token must not leave it there.

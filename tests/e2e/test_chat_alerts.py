@@ -13,6 +13,8 @@ from tests.fixtures.controlbot import Chat, deploy, example
 pytestmark = pytest.mark.e2e
 
 OOM_BOT = b"""\
+import time
+time.sleep(3)  # past the health gate (2 s in tests): a crash inside it is the gate's to report
 print("Starting Hungry Bot", flush=True)
 hoard = []
 while True:
@@ -22,7 +24,7 @@ while True:
 CRASH_LATER = b"""\
 import time
 print("Starting Flaky Bot", flush=True)
-time.sleep(2)
+time.sleep(4)  # past the health gate
 raise RuntimeError("FLAKY CRASH")
 """
 
@@ -36,7 +38,9 @@ def test_error_bot_alert_carries_the_traceback_and_buttons(
 ) -> None:
     chat = chat_user()
     name = unique_name("err")
-    card = deploy(chat, name, example("error_bot.py"), filename="error_bot.py")
+    # It crashes after the health gate's window, so the crash alerts (not the gate's verdict).
+    late = b"import time\ntime.sleep(3)\n" + example("error_bot.py")
+    card = deploy(chat, name, late, filename="error_bot.py")
     assert "❌" not in (card.text or "")  # a bot that crashes still deploys
     alert = chat.wait("crashed: exit code 1", timeout=60)
     text = alert.text or ""
@@ -57,6 +61,24 @@ def test_error_bot_alert_carries_the_traceback_and_buttons(
     query = chat.press(alert, "Stop")
     assert "stopped" in chat.answer_to(query).get("text", "")
     assert "TEST ERROR" in (chat.current(alert).text or "")
+
+
+def test_a_first_deploy_crashing_at_once_is_reported_on_its_message_and_left_stopped(
+    chat_user: Callable[..., Chat], unique_name: Callable[[str], str]
+) -> None:
+    chat = chat_user()
+    name = unique_name("gate")
+    card = deploy(chat, name, example("error_bot.py"), filename="error_bot.py")
+    verdict = chat.wait_edit(card, "left stopped", timeout=30)
+    text = verdict.text or ""
+    assert f"💥 {name} (release 1) crashed right after starting (exit code 1)" in text, text
+    assert "ValueError: TEST ERROR" in text
+    assert {b["text"] for b in verdict.buttons} == {"📜 Logs", "🔄 Restart", "⏹ Stop"}
+    time.sleep(4)
+    assert alerts(chat) == []  # the verdict is the one message: no crash alert, no restart loop
+    mark = chat.mark()
+    chat.send(f"/status {name}")
+    assert "stopped" in (chat.wait(name, after=mark).text or "")
 
 
 def test_a_crash_after_running_alerts_and_restart_works(

@@ -152,10 +152,13 @@ def test_failures_and_usage_errors(api_user: ApiUser, tmp_path: Path) -> None:
 
 
 def test_a_crashing_bot_shows_its_exit_code_and_traceback(
-    api_user: ApiUser, unique_name: Callable[[str], str]
+    api_user: ApiUser, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     name = unique_name("err")
-    ok(api_user.cli("start", name, "--simple", str(EXAMPLES / "error_bot.py")))
+    # It crashes after the health gate's window: a crash inside it would leave the bot stopped.
+    late = tmp_path / "error_bot.py"
+    late.write_bytes(b"import time\ntime.sleep(3)\n" + (EXAMPLES / "error_bot.py").read_bytes())
+    ok(api_user.cli("start", name, "--simple", str(late)))
     api_user.wait_log(name, "ValueError: TEST ERROR")
     assert "ValueError: TEST ERROR" in ok(api_user.cli("logs", name, "--tail", "50"))
     deadline = time.monotonic() + 60

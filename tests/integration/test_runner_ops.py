@@ -278,15 +278,15 @@ async def test_crashing_bot_traceback_and_single_alert(
     runner_client: RunnerClient, redis_client: Redis, unique_name
 ) -> None:
     owner, name = owner_id(), unique_name("crash")
-    await start_bot(
-        runner_client, owner, name, (EXAMPLES / "error_bot.py").read_bytes(), filename="error_bot.py"
-    )
+    # It crashes after the health gate's window (2 s here): a crash inside it is the gate's to report.
+    late = b"import time\ntime.sleep(3)\n" + (EXAMPLES / "error_bot.py").read_bytes()
+    await start_bot(runner_client, owner, name, late, filename="error_bot.py")
 
     async def gave_up() -> bool:
         r = await call(runner_client, Op.STATUS, owner, name)
         return r.bot is not None and r.bot.state is BotState.CRASHED
 
-    await eventually(gave_up, timeout=40)
+    await eventually(gave_up, timeout=60)
     logs = (await call(runner_client, Op.LOGS, owner, name)).logs or ""
     assert "Traceback (most recent call last)" in logs and "ValueError: TEST ERROR" in logs
     status = (await call(runner_client, Op.STATUS, owner, name)).bot
@@ -296,7 +296,7 @@ async def test_crashing_bot_traceback_and_single_alert(
         crashes = [e for e in await events_for(redis_client, owner, name) if e.type is EventType.CRASHED]
         return len(crashes) == 4
 
-    await eventually(all_crashes_seen, timeout=20)
+    await eventually(all_crashes_seen, timeout=60)
     crashes = [e for e in await events_for(redis_client, owner, name) if e.type is EventType.CRASHED]
     assert [e.alert for e in crashes].count(True) == 1  # a crash loop is reported once
     assert crashes[0].alert and "ValueError: TEST ERROR" in (crashes[0].log_tail or "")
@@ -305,7 +305,10 @@ async def test_crashing_bot_traceback_and_single_alert(
 
 async def test_oom_is_reported_as_oom(runner_client: RunnerClient, redis_client: Redis, unique_name) -> None:
     owner, name = owner_id(), unique_name("oom")
-    hog = b"print('eating', flush=True)\nx = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n"
+    hog = (
+        b"import time\ntime.sleep(3)  # past the health gate\n"
+        b"print('eating', flush=True)\nx = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n"
+    )
     await start_bot(runner_client, owner, name, hog)
 
     async def oom_event() -> bool:

@@ -19,6 +19,7 @@ from controlbot.api.forms import (
     FileField,
     GitUrlField,
     NameField,
+    WaitQuery,
 )
 from controlbot.api.inputs import git_source, parse_env_items, read_upload, refuse_empty_fields
 from controlbot.api.schemas import BotList, BotOut
@@ -71,6 +72,7 @@ async def create_bot(
     branch: BranchField = None,
     entrypoint: EntrypointField = None,
     env: EnvField = None,
+    wait: WaitQuery = None,
 ) -> BotOut | StreamingResponse:
     """Answers once the bot runs; send `Accept: application/x-ndjson` to get its progress as it goes."""
     env_dict = await _form(request, ctx, ("git_url", "branch", "entrypoint"), env)
@@ -87,7 +89,7 @@ async def create_bot(
         req = replace(req, source=git_source(git_url, branch, entrypoint, ctx.settings.git_allowed_schemes))
     else:
         raise _refuse("send a file (.py or .zip) or a git_url", "file")
-    return await deploy(request, ctx, caller, req, status_code=201)
+    return await deploy(request, ctx, caller, req, status_code=201, wait_health=wait == "health")
 
 
 @router.get("/{name}", response_model=BotOut, summary="A bot's status")
@@ -110,6 +112,7 @@ async def update_bot(
     branch: BranchField = None,
     commit: CommitField = None,
     env: EnvField = None,
+    wait: WaitQuery = None,
 ) -> BotOut | StreamingResponse:
     """A file replaces the code; without one, a git bot pulls its branch head, or `branch`/`commit`."""
     req = DeployRequest(op=Op.UPDATE, target=bot, env=await _form(request, ctx, ("branch", "commit"), env))
@@ -119,7 +122,7 @@ async def update_bot(
         req = replace(req, upload=await read_upload(file, ctx.settings.max_upload_bytes))
     else:
         req = replace(req, source=SourceSpec(kind=SourceKind.GIT, branch=branch, commit=commit), pull=True)
-    return await deploy(request, ctx, caller, req, status_code=200)
+    return await deploy(request, ctx, caller, req, status_code=200, wait_health=wait == "health")
 
 
 @router.delete("/{name}", status_code=204, response_class=Response, summary="Delete a bot and its data")

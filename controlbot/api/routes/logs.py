@@ -12,7 +12,7 @@ from controlbot.api.calls import NDJSON
 from controlbot.api.deps import Auth, Bot, Ctx
 from controlbot.api.errors import ERROR_RESPONSES
 from controlbot.api.follow import follow_lines
-from controlbot.api.forms import SinceQuery, TailQuery
+from controlbot.api.forms import ReleaseQuery, SinceQuery, TailQuery
 from controlbot.api.schemas import LogLine
 from protocol.timeparse import parse_since
 
@@ -55,14 +55,15 @@ async def get_logs(
     tail: TailQuery = 30,
     since: SinceQuery = None,
     follow: Annotated[bool, Query(description="Keep the answer open and stream new lines.")] = False,
+    release: ReleaseQuery = None,
 ) -> Response:
     since_epoch = parse_since(since, strict=True) if since is not None else None
     if since_epoch is not None and since_epoch < 1:
         since_epoch = None  # since the epoch (or before): every line
     read_at = time.time()
     # Read before any stream opens, so a missing bot or a dead runner is still a plain error answer.
-    text = await ctx.gateway.logs(caller, bot, tail=tail, since=since_epoch)
-    if follow:
+    text = await ctx.gateway.logs(caller, bot, tail=tail, since=since_epoch, release=release)
+    if follow and release is None:  # a replaced release's output no longer grows
         lines = follow_lines(ctx.gateway, caller, bot, text.splitlines(), read_at)
         return StreamingResponse(lines, media_type=NDJSON, headers={"Cache-Control": "no-store"})
     headers = {LOG_TIME_HEADER: f"{read_at:.6f}"}
