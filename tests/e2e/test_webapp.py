@@ -7,7 +7,6 @@ Each state of the page is captured in both themes under .test-state/screenshots/
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from playwright.sync_api import Browser, Route, expect
 
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.webapp import make_init_data
-from tests.fixtures.api_users import ApiUser, mint_token, wait_for_api
+from tests.fixtures.api_users import TICKER_V2, ApiUser, mint_token, wait_for_api
 from tests.fixtures.browser import Dashboard, browser, close_dashboard, open_dashboard, playwright_session
 from tests.fixtures.controlbot import ALLOWED_USER_IDS, Chat, ControlbotProcess
 from tests.fixtures.services import _private_redis
@@ -191,36 +190,21 @@ def test_dashboard_button_and_menu_button_when_webapp_url_is_set(
         assert buttons == [{"text": "🖥 Dashboard", "web_app": {"url": url}}]
 
 
-def _stand_in(body: dict[str, object]) -> Callable[[Route], None]:
-    """Answer with body only where this server has no such route yet (404 from the real API).
-
-    The stats and releases routes come from other features; until they are merged, the page's
-    drawing of their documented shapes is checked with these stand-ins.
-    """
-
-    def handle(route: Route) -> None:
-        real = route.fetch()
-        if real.status == 404 and real.json()["error"]["message"].startswith("no such path"):
-            route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
-        else:
-            route.fulfill(response=real)
-
-    return handle
-
-
 def test_sparklines_and_rollback_from_stats_and_releases(
     api_user: ApiUser, dashboard_for: Callable[..., Dashboard], unique_name: Callable[[str], str]
 ) -> None:
     name = unique_name("spark")
     assert api_user.deploy(name).status_code == 201
-    now = time.time()
-    samples = [
-        {"ts": now - 60 * (30 - i), "memory_bytes": (20 + 5 * (i % 7)) * 2**20, "cpu_ratio": 0.02 * (i % 5)}
-        for i in range(30)
-    ]
-    stats = _stand_in({"samples": samples})
-    releases = _stand_in({"releases": [{"release": 2, "current": True}, {"release": 1, "current": False}]})
-    dash = dashboard_for(api_user.owner, routes={"**/stats?range=1h": stats, "**/releases": releases})
+    # A second release makes the first one "previous": the card offers Rollback.
+    files = {"file": ("bot.py", TICKER_V2, "text/x-python")}
+    assert api_user.http.put(f"/api/bots/{name}", files=files).status_code == 200
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the runner samples every 2 s here: wait for a few
+        samples = api_user.http.get(f"/api/bots/{name}/stats", params={"range": "1h"}).json()["samples"]
+        if len(samples) >= 3:
+            break
+        time.sleep(1)
+    dash = dashboard_for(api_user.owner)
     card = dash.page.locator(f'article.bot[data-bot="{name}"]')
     expect(card).to_be_visible()
     for spark in ("mem", "cpu"):

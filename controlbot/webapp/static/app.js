@@ -150,15 +150,9 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
     fill("cpu", cpu, null, I.t("cpu") + cpuNow);
   }
 
-  // -- rollback appears once GET /api/bots/{name}/releases has a previous release ------------------
+  // -- rollback appears once the bot has a previous release (its status says which) ---------------
   async function hasPreviousRelease(bot) {
-    try {
-      const body = await api("GET", "bots/" + encodeURIComponent(bot.name) + "/releases");
-      const releases = Array.isArray(body) ? body : (body && body.releases) || [];
-      return releases.length > 1 || releases.some((r) => r && (r.current === false || r.active === false));
-    } catch (e) {
-      return false; // no releases route on this server (404), or none yet
-    }
+    return bot.previous_release !== null && bot.previous_release !== undefined;
   }
 
   // -- the bot cards ------------------------------------------------------------------------------
