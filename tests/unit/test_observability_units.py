@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from controlbot import charts
 from controlbot.api import create_app
 from controlbot.callbacks import AuditCb, BotAction, BotCb
-from controlbot.gateway import Caller, Channel, _entry
+from controlbot.gateway import Caller, Channel
+from controlbot.gateway.base import _entry
 from controlbot.metrics import error_code
 from protocol.models import BotStats, Command, Limits, Op, Sample, SourceKind, SourceSpec
 from tests.fakes.runner import FakeRunner
