@@ -112,8 +112,6 @@ class Settings(BaseSettings):
     runner_keep_log_lines: int = Field(1000, ge=0)
     # Every stored tree of a user (each bot's current source and its kept releases' trees).
     user_source_bytes: str = "100m"
-    # Fault injection for tests: seconds to sleep after a command took effect, before its ack.
-    runner_debug_ack_delay: float = Field(0.0, ge=0)
 
     @field_validator(
         "git_allowed_schemes", "git_allowed_hosts", "runner_egress_allow", "runner_placement", mode="before"
