@@ -9,7 +9,6 @@ gettext: a context variable set per update by DashboardMiddleware; unset, nothin
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -17,6 +16,8 @@ from aiogram import BaseMiddleware, Bot
 from aiogram.types import InlineKeyboardButton, MenuButtonWebApp, TelegramObject, WebAppInfo
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from controlbot.middlewares import Handler
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,7 @@ class DashboardMiddleware(BaseMiddleware):
     def __init__(self, url: str) -> None:
         self.url = url
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         token = _url.set(self.url)
         try:
             return await handler(event, data)

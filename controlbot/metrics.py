@@ -6,7 +6,6 @@ carries env or user text. Served at `/metrics` on the API's port (see controlbot
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
@@ -26,6 +25,8 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+from controlbot.middlewares import Handler
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -98,11 +99,7 @@ class ApiErrorCounter(BaseRequestMiddleware):
             raise
 
 
-async def count_update(
-    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-    event: TelegramObject,
-    data: dict[str, Any],
-) -> Any:
+async def count_update(handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
     """An outer middleware on dp.update: one count per update, by its type."""
     if isinstance(event, Update):
         kind = event.event_type

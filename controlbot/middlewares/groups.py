@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -20,6 +19,7 @@ from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
 
 from controlbot import uploads
+from controlbot.middlewares import Handler
 from controlbot.states import DeployFlow
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,7 @@ def carries_env(text: str) -> bool:
 class PrivateEnvMiddleware(BaseMiddleware):
     """Refuses env values sent in a group or supergroup, and deletes the message carrying them."""
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Message) or event.chat.type not in GROUP_CHATS:
             return await handler(event, data)
         if not await _sends_values(event, data.get("state")):

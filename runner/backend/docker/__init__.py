@@ -31,10 +31,6 @@ class DockerBackend(Containers, Images, Jobs, Events, Stats):
         if self.egress_guard is not None:
             await self.egress_guard.ensure()
 
-    async def version(self) -> str:
-        data = await self._call(lambda: self.client.version())
-        return str(data.get("Version", "?"))
-
     async def engine_id(self) -> str:
         data = await self._call(lambda: self.client.info())
         return str(data.get("ID", ""))

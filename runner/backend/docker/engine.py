@@ -73,6 +73,11 @@ class Engine:
             self._reset()
             raise DockerUnavailable() from e
 
+    async def version(self) -> str:
+        """The engine's version, for /system."""
+        data = await self._call(lambda: self.client.version())
+        return str(data.get("Version", "?"))
+
     async def _daemon(self, fn: Callable[[threading.Event], T], name: str) -> T:
         """Run fn(cancelled) in a daemon thread. When the caller is cancelled, `cancelled` is set
         and fn stops at its next check. Unlike to_thread's pool, which the interpreter joins at

@@ -58,6 +58,16 @@ def pump_container_events(
     raise ConnectionError("docker event stream ended")
 
 
+def close_stream(holder: dict[str, Any]) -> None:
+    """Close the event stream pump_container_events left in holder, if any (it may be dead)."""
+    stream = holder.get("stream")
+    if stream is not None:
+        try:
+            stream.close()
+        except Exception:  # the stream may already be dead
+            log.debug("closing event stream failed", exc_info=True)
+
+
 class Events(Engine):
     async def events(self) -> AsyncIterator[DockerEvent]:
         """Stream container events from a thread; a broken stream raises DockerUnavailable."""
@@ -87,9 +97,4 @@ class Events(Engine):
                 yield item
         finally:
             stop.set()
-            stream = holder.get("stream")
-            if stream is not None:
-                try:
-                    stream.close()
-                except Exception:  # the stream may already be dead
-                    log.debug("closing event stream failed", exc_info=True)
+            close_stream(holder)

@@ -44,10 +44,6 @@ class SwarmBackend(Services, SwarmEvents, SwarmStats, Jobs):
         if self.egress_guard is not None and not self._overlay:
             await self.egress_guard.ensure()
 
-    async def version(self) -> str:
-        data = await self._call(lambda: self.client.version())
-        return str(data.get("Version", "?"))
-
     async def engine_id(self) -> str:
         """The cluster's id: every manager of one swarm answers the same."""
         data = await self._call(lambda: self.client.info())

@@ -21,7 +21,7 @@ import docker.errors
 from protocol.errors import DockerUnavailable
 from runner.backend import names
 from runner.backend.base import DockerEvent
-from runner.backend.docker.events import pump_container_events
+from runner.backend.docker.events import close_stream, pump_container_events
 from runner.backend.swarm.cluster import Cluster
 from runner.backend.swarm.tasks import ENDED, TaskTracker, bot_id, state
 
@@ -118,9 +118,4 @@ class SwarmEvents(Cluster):
         finally:
             stop.set()
             poller.cancel()
-            stream = holder.get("stream")
-            if stream is not None:
-                try:
-                    stream.close()
-                except Exception:  # the stream may already be dead
-                    log.debug("closing event stream failed", exc_info=True)
+            close_stream(holder)
