@@ -30,6 +30,8 @@ COMMANDS = {
     "restore",
     "chart",
     "history",
+    "releases",
+    "rollback",
     "cancel",
 }
 
