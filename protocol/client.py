@@ -32,6 +32,9 @@ DEFAULT_TIMEOUT_S = 60.0
 BUILD_TIMEOUT_S = 1200.0
 # A fresh heartbeat is trusted this long, so a command costs one heartbeat read, not one per check.
 HEALTH_CACHE_S = 1.0
+# While waiting for a reply, how often to ask whether any runner is still alive: a command queued
+# just as the last runner stopped is answered RUNNER_UNAVAILABLE, not after its whole timeout.
+ALIVE_CHECK_S = 2.0
 # The listener's XREAD blocks this long per call: well inside redis-py's socket timeout (5 s by
 # default), so a quiet stream is no error.
 LISTEN_BLOCK_MS = 1000
@@ -109,7 +112,9 @@ class RunnerClient:
     ) -> Result:
         """Wait for the final Result of a request, passing Progress messages to on_progress.
 
-        Raises the RedisError that stopped the listener: the store failed, not the runner.
+        Raises the RedisError that stopped the listener: the store failed, not the runner; and
+        RunnerUnavailable once no runner has a fresh heartbeat (the command then expires unrun
+        unless a runner returns before its deadline).
         """
         box = self._mailboxes.setdefault(request_id, asyncio.Queue())
         self._ensure_listener()
@@ -120,8 +125,10 @@ class RunnerClient:
                 if left <= 0:
                     return _timed_out(request_id)
                 try:
-                    msg = await asyncio.wait_for(box.get(), timeout=left)
+                    msg = await asyncio.wait_for(box.get(), timeout=min(left, ALIVE_CHECK_S))
                 except TimeoutError:
+                    if await self.health() is None:
+                        raise RunnerUnavailable() from None
                     continue
                 if isinstance(msg, RedisError):
                     raise msg

@@ -5,7 +5,9 @@ ran. The gate is recorded in Redis with its deadline, so a restarted runner resu
 container exits inside the window:
 - an update goes back to the previous release (one that did not fail) by itself;
 - a first deploy, a rollback, or an update with nothing to go back to is left stopped (no loop);
-- an exit with code 0 is reported, not rolled back.
+- an exit with code 0 is reported, not rolled back;
+- a stop from outside (SIGTERM or SIGKILL, no OOM: `docker stop`, a dockerd restart, a reboot) ends
+  the gate with no verdict, and the reconcile starts the bot again.
 The verdict is one GATE event on the events stream (the chat edits its deploy message with it) and a
 short-lived key by request id (the API's `?wait=health`). Inside a gate the watcher publishes no
 crash alert for the container: the verdict is the one message.
@@ -150,6 +152,9 @@ class HealthGate:
                 if await self.watcher.expected(info.id):
                     await self._close(gate)
                     return  # stopped or restarted on purpose (a command): nothing to judge
+                if _stopped_from_outside(info):
+                    await self._close(gate)
+                    return  # docker stop, a dockerd or host restart: reconcile brings it back
                 if not info.running or info.restarting or info.restart_count > 0:
                     await self._crashed(gate, info)
                     return
@@ -270,3 +275,15 @@ class HealthGate:
             self.watcher.gated_exits.pop(container_id, None)
 
         asyncio.get_running_loop().call_later(QUIET_AFTER_S, forget)
+
+
+def _stopped_from_outside(info: ContainerInfo) -> bool:
+    """Exited by SIGTERM (143) or SIGKILL (137) without an OOM kill, and not being restarted: what
+    `docker stop`, a dockerd restart or a reboot leave. No verdict on the release; the runner's
+    reconcile starts a bot that should run."""
+    return (
+        not info.running
+        and not info.restarting
+        and not info.oom_killed
+        and info.exit_code in (128 + 15, 128 + 9)
+    )

@@ -36,7 +36,10 @@ def swarm_runner(
 ) -> Iterator[RunnerProcess]:
     with tempfile.TemporaryDirectory(prefix="botrunner-redis-") as tmp:
         redis_proc, url = start_redis_server(Path(tmp))
-        env = runner_env(url, base_image, f"{swarm_instance}-chat", RUNNER_BACKEND="swarm")
+        # No health gate: V2's crash, 2 s after it starts, must be a crash alert, not a rollback.
+        env = runner_env(
+            url, base_image, f"{swarm_instance}-chat", RUNNER_BACKEND="swarm", RUNNER_HEALTH_GRACE="0"
+        )
         proc = RunnerProcess(env, tmp_path / "runner.log", tmp_path)
         try:
             yield proc.start()
