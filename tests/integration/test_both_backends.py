@@ -77,7 +77,8 @@ def rig(
     workdir = tmp_path_factory.mktemp(f"rig-{backend}")
     with tempfile.TemporaryDirectory(prefix="botrunner-redis-") as tmp:
         redis_proc, url = start_redis_server(Path(tmp))
-        env = runner_env(url, base_image, instance, RUNNER_BACKEND=backend)
+        # No health gate: these tests read the crash and OOM alerts of a bot that fails at once.
+        env = runner_env(url, base_image, instance, RUNNER_BACKEND=backend, RUNNER_HEALTH_GRACE="0")
         proc = RunnerProcess(env, workdir / "runner.log", workdir)
         try:
             proc.start()

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
 from protocol.models import Command, EventType, Op, Result, SourceKind, SourceSpec
 from runner.events import EventWatcher
@@ -80,8 +79,8 @@ async def rec(rig: Rig) -> AsyncIterator[Recorder]:
 
 
 async def answers(rig: Rig, cmds: list[Command], timeout: float = 10) -> list[Result]:
-    client = RunnerClient(rig.redis)
-    return list(await asyncio.gather(*(client.wait(c.request_id, timeout=timeout) for c in cmds)))
+    # rig.submit addressed the replies to rig.client's stream: only that client sees them.
+    return list(await asyncio.gather(*(rig.client.wait(c.request_id, timeout=timeout) for c in cmds)))
 
 
 def update(owner: int, name: str) -> Command:
@@ -94,7 +93,8 @@ async def test_one_bot_runs_one_command_at_a_time_in_order(rig: Rig, rec: Record
     cmds = [Command(op=Op.SET_ENV, owner=OWNER, name="ordered", env={"N": str(i)}) for i in range(8)]
     for cmd in cmds:
         await rig.submit(cmd)
-    assert all(r.ok for r in await answers(rig, cmds))
+    results = await answers(rig, cmds)
+    assert all(r.ok for r in results), [r.error for r in results]
     assert rec.order == [c.request_id for c in cmds]
     assert rec.peak[("bot", OWNER, "ordered")] == 1
 

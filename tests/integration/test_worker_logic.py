@@ -8,6 +8,8 @@ on the shared database would be taken by the session's real runner (or another r
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +17,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from protocol import keys
+from protocol import heartbeats, keys
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
-from protocol.models import Command, Event, EventType, Op, Result, SourceKind, SourceSpec
+from protocol.models import Command, Event, EventType, Op, Result, RunnerHealth, SourceKind, SourceSpec
 from runner.builds.cache import ImageCache
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
@@ -143,9 +145,21 @@ async def rig(own_redis_url: str) -> AsyncIterator[Rig]:
     sources = Sources(settings, ImageCache(settings, redis, fake, in_use), runtime)
     ops = Operations(settings, redis, store, fake, bus, watcher, sources)
     rig = Rig(redis, fake, settings, store, watcher, ops)
+
+    async def beat() -> None:
+        """The heartbeat a runner process would keep: clients wait only while some runner is alive."""
+        while True:
+            health = RunnerHealth(runner_id="fake-runner", ts=time.time(), docker_ok=True)
+            await heartbeats.beat(redis, health)
+            await asyncio.sleep(keys.HEARTBEAT_INTERVAL)
+
+    beating = asyncio.create_task(beat())
     try:
         yield rig
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
         await rig.stop_all()
         await rig.client.close()
         await redis.aclose()
@@ -197,7 +211,7 @@ async def test_a_request_id_takes_effect_once(rig: Rig) -> None:
     assert (await rig.call(set_env)).ok
     assert rig.fake.calls["deploy"] == 2  # one new container for the new env, not two
     rec = await rig.store.get(OWNER, "once")
-    assert rec is not None and rec.env == {"A": "1", "B": "2"}
+    assert rec is not None and rig.ops.secrets.open_env(rec.env) == {"A": "1", "B": "2"}  # sealed at rest
 
 
 async def test_a_crash_loop_alerts_once_and_reports_the_loop_once(rig: Rig) -> None:
