@@ -27,7 +27,7 @@ def test_api_releases_rollback_wait_health_and_kept_logs(
 ) -> None:
     name = unique_name("apirel")
     assert api_user.deploy(name, env=["WHO=one"]).status_code == 201
-    api_user.wait_log(name, "hello from one")
+    api_user.wait_log(name, "hello from ONE")  # TICKER prints WHO upper-cased
     # No previous release yet: 409 INVALID_STATE.
     resp = api_user.http.post(f"/api/bots/{name}/rollback", json={})
     assert resp.status_code == 409 and error_of(resp)["code"] == "INVALID_STATE"
@@ -39,7 +39,7 @@ def test_api_releases_rollback_wait_health_and_kept_logs(
     body = resp.json()
     assert body["health"]["verdict"] == "healthy" and body["release"] == 2
     assert time.monotonic() - t0 >= 1.5  # RUNNER_HEALTH_GRACE = 2 in tests
-    api_user.wait_log(name, "v2 says hello from one")
+    api_user.wait_log(name, "v2 says hello from ONE")
 
     # A crashing update, waited for: rolled back to 2, reported with its traceback.
     resp = update(api_user, name, CRASHER, wait="health")
@@ -58,13 +58,13 @@ def test_api_releases_rollback_wait_health_and_kept_logs(
     kept = api_user.http.get(
         f"/api/bots/{name}/logs", params={"release": 1}, headers={"Accept": "text/plain"}
     )
-    assert kept.status_code == 200 and "hello from one" in kept.text and "v2" not in kept.text
+    assert kept.status_code == 200 and "hello from ONE" in kept.text and "v2" not in kept.text
 
     # Roll back to 1 explicitly: a new release 4, release 1's code.
     resp = api_user.http.post(f"/api/bots/{name}/rollback", json={"release": 1})
     assert resp.status_code == 200, resp.text
     assert resp.json()["release"] == 4 and resp.json()["checking"]
-    api_user.wait_log(name, "hello from one")
+    api_user.wait_log(name, "hello from ONE")
     missing = api_user.http.post(f"/api/bots/{name}/rollback", json={"release": 99})
     assert missing.status_code == 409 and error_of(missing)["params"]["release"] == 99
 
@@ -72,9 +72,9 @@ def test_api_releases_rollback_wait_health_and_kept_logs(
 def test_cli_releases_rollback_and_logs_release(api_user: ApiUser, unique_name: Callable[[str], str]) -> None:
     name = unique_name("clirel")
     assert api_user.deploy(name, TICKER, env=["WHO=cli"]).status_code == 201
-    api_user.wait_log(name, "hello from cli")
+    api_user.wait_log(name, "hello from CLI")
     assert update(api_user, name, TICKER_V2).status_code == 200
-    api_user.wait_log(name, "v2 says hello from cli")
+    api_user.wait_log(name, "v2 says hello from CLI")
 
     out = api_user.cli("releases", name, **REPO_ENV)
     assert out.returncode == 0, out.stderr
@@ -83,12 +83,12 @@ def test_cli_releases_rollback_and_logs_release(api_user: ApiUser, unique_name: 
     assert [r["number"] for r in listed] == [2, 1]
 
     logs = api_user.cli("logs", name, "--release", "1", **REPO_ENV)
-    assert logs.returncode == 0 and "hello from cli" in logs.stdout and "v2" not in logs.stdout
+    assert logs.returncode == 0 and "hello from CLI" in logs.stdout and "v2" not in logs.stdout
 
     done = api_user.cli("rollback", name, "--to", "1", "--wait", **REPO_ENV)
     assert done.returncode == 0, done.stderr
     assert "now release 3 (healthy)" in done.stdout
-    api_user.wait_log(name, "hello from cli")
+    api_user.wait_log(name, "hello from CLI")
 
     refused = api_user.cli("rollback", name, "--to", "3", **REPO_ENV)
     assert refused.returncode == 1 and refused.stderr.startswith("INVALID_STATE"), refused.stderr
