@@ -32,9 +32,11 @@ DEFAULT_TIMEOUT_S = 60.0
 BUILD_TIMEOUT_S = 1200.0
 # A fresh heartbeat is trusted this long, so a command costs one heartbeat read, not one per check.
 HEALTH_CACHE_S = 1.0
-# While waiting for a reply, how often to ask whether any runner is still alive: a command queued
-# just as the last runner stopped is answered RUNNER_UNAVAILABLE, not after its whole timeout.
+# While waiting for a reply, how often to ask whether any runner is still alive, and how long none
+# may be before the wait gives up: a command queued just as the last runner stopped is answered
+# RUNNER_UNAVAILABLE, not after its whole timeout, while a quick runner restart is waited out.
 ALIVE_CHECK_S = 2.0
+ALIVE_GRACE_S = 4.0
 # The listener's XREAD blocks this long per call: well inside redis-py's socket timeout (5 s by
 # default), so a quiet stream is no error.
 LISTEN_BLOCK_MS = 1000
@@ -113,12 +115,13 @@ class RunnerClient:
         """Wait for the final Result of a request, passing Progress messages to on_progress.
 
         Raises the RedisError that stopped the listener: the store failed, not the runner; and
-        RunnerUnavailable once no runner has a fresh heartbeat (the command then expires unrun
-        unless a runner returns before its deadline).
+        RunnerUnavailable once no runner has had a fresh heartbeat for ALIVE_GRACE_S (the command
+        then expires unrun unless a runner returns before its deadline).
         """
         box = self._mailboxes.setdefault(request_id, asyncio.Queue())
         self._ensure_listener()
         deadline = time.monotonic() + timeout
+        gone_since: float | None = None  # when no runner was first seen alive during this wait
         try:
             while True:
                 left = deadline - time.monotonic()
@@ -127,7 +130,11 @@ class RunnerClient:
                 try:
                     msg = await asyncio.wait_for(box.get(), timeout=min(left, ALIVE_CHECK_S))
                 except TimeoutError:
-                    if await self.health() is None:
+                    if await self.health() is not None:
+                        gone_since = None
+                    elif gone_since is None:
+                        gone_since = time.monotonic()
+                    elif time.monotonic() - gone_since >= ALIVE_GRACE_S:
                         raise RunnerUnavailable() from None
                     continue
                 if isinstance(msg, RedisError):
