@@ -116,7 +116,10 @@ def wait_crash_event(client: redis.Redis, name: str, timeout: float = 60.0) -> d
     while time.monotonic() < deadline:
         for _, fields in client.xrange(keys.EVENTS_STREAM):
             event = json.loads(fields[b"data"])
-            if event["type"] == "crashed" and event["name"] == name and "about to fail" in event["log_tail"]:
+            # A crash inside the health gate's window is reported by its verdict (type "gate"),
+            # later ones by a crash alert: both carry the log tail.
+            tail = event.get("log_tail") or ""
+            if event["type"] in ("crashed", "gate") and event["name"] == name and "about to fail" in tail:
                 return dict(event)
         time.sleep(0.3)
     raise AssertionError(f"no crash event with a log tail for {name} in {timeout} s")
