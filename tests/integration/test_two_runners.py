@@ -110,6 +110,9 @@ async def test_sigkill_of_one_runner_mid_burst(
             )
 
         await eventually(survivor_leads, timeout=IDLE_MS / 1000 + 10)
+        # The new leader subscribes to Docker's events just after it takes the lease: a crash in
+        # that first moment is not alerted (a known gap, see docs/backends.md), so give it 2 s.
+        await asyncio.sleep(2)
         owner, name = bots[3]
         await crash_once(docker_client, redis, owner, name)
     finally:
