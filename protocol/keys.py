@@ -149,7 +149,8 @@ LEADER = f"{PREFIX}:leader"
 
 
 # The event watcher's memory, shared so any leader reads what another runner did:
-# - a container's death the runner caused itself (stop, restart, update): "1", TTL EXPECTED_STOP_TTL
+# - a container's death the runner caused itself (stop, restart, update): the epoch seconds it was
+#   announced at, TTL EXPECTED_STOP_TTL; cleared by the container's next start event
 # - a bot's crash streak: hash {streak, loop_reported}; deleted when a user starts the bot again,
 #   TTL CRASH_STREAK_TTL from the last crash.
 EXPECTED_STOP_TTL = 120

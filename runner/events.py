@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
 from protocol import keys
 from protocol.errors import DockerUnavailable
 from protocol.models import Desired, Event, EventType
-from runner.backend import Backend, DockerEvent
+from runner.backend import Backend, ContainerInfo, DockerEvent
 from runner.history import History
 from runner.secrets import Secrets
 from runner.state import StateStore
@@ -69,10 +71,35 @@ class EventWatcher:
         # Containers inside a health gate (runner.healthgate): the gate's verdict is their one message.
         self.gated: set[str] = set()
         self.gated_exits: dict[str, int | None] = {}  # container id -> exit code of its last death
+        self.subscribed_at: float | None = None  # when run() last subscribed to the engine's events
 
     async def expect_stop(self, container_id: str | None, for_s: int = keys.EXPECTED_STOP_TTL) -> None:
         if container_id:
-            await self.redis.set(keys.expected_stop(container_id), "1", ex=for_s)
+            await self.redis.set(keys.expected_stop(container_id), repr(time.time()), ex=for_s)
+
+    async def forget_missed_starts(self, infos: Iterable[ContainerInfo]) -> int:
+        """Drop the expected stops whose container started again before this watcher subscribed.
+
+        The start event clears a marker. One that came while no leader watched (the old one died,
+        the new one had not taken over) was never seen, and its marker would hide the next real
+        crash of that container for EXPECTED_STOP_TTL. A start before the subscription was missed
+        for sure; a later one is an event this watcher gets, so a death still on its way is never
+        mistaken for a crash. Returns how many it dropped.
+        """
+        since = self.subscribed_at
+        running = [i for i in infos if i.running and i.started_at is not None]
+        if since is None or not running:
+            return 0
+        marks = await self.redis.mget([keys.expected_stop(i.id) for i in running])
+        stale = []
+        for info, mark in zip(running, marks, strict=True):
+            with contextlib.suppress(ValueError):  # an unreadable mark expires with its TTL
+                if mark is not None and float(mark) < (info.started_at or 0) < since:
+                    stale.append(keys.expected_stop(info.id))
+        if stale:
+            await self.redis.delete(*stale)
+            log.info("forgot %d expected stop(s) whose start was not watched", len(stale))
+        return len(stale)
 
     async def expected(self, container_id: str) -> bool:
         """Whether an operation announced it stops (or restarts) this container on purpose."""
@@ -84,6 +111,7 @@ class EventWatcher:
     async def run(self, stopping: asyncio.Event) -> None:
         delay = 0.5
         while not stopping.is_set():
+            self.subscribed_at = time.time()  # (just before:) every event after it reaches this loop
             try:
                 async for ev in self.backend.events():
                     delay = 0.5

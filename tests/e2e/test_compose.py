@@ -351,7 +351,10 @@ def test_deploy_a_bot_through_the_stack(
     echo_token = fake_telegram.new_token("compose-echo")
     env = f"BOT_TOKEN={echo_token} TELEGRAM_API_URL={fake_telegram.url}"
     # On a fresh machine the runner may still be building the runtime image (pip): allow for it.
-    card = deploy(chat, name, example("echo_bot.py"), env, filename="echo_bot.py", timeout=600)
+    try:
+        card = deploy(chat, name, example("echo_bot.py"), env, filename="echo_bot.py", timeout=600)
+    except TimeoutError as e:  # what the stack was doing meanwhile is the only clue
+        raise AssertionError(f"{e}\nchat: {[m.text for m in chat.messages()][-6:]}\n{stack.logs()}") from e
     assert "🟢 running" in (card.text or ""), f"{card.text}\n{stack.logs()}"
 
     admin.send(echo_token, "/ping")

@@ -183,6 +183,13 @@ async def test_a_command_that_waits_past_its_deadline_is_answered_expired(rig: R
     for cmd in blockers:
         rec.block(cmd)
         await rig.submit(cmd)
+
+    # Both blockers hold the owner's two slots before the late one arrives (each takes its bot's
+    # lease in Redis first, on its own connection: submitted together, they could finish in any order).
+    async def both_running() -> bool:
+        return rec.running[("owner", OWNER)] == 2
+
+    await eventually(both_running, timeout=5, every=0.01)
     late = Command(op=Op.STOP, owner=OWNER, name="late", deadline=time.time() + 0.5)
     await rig.submit(late)
     started = time.monotonic()

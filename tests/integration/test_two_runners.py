@@ -114,6 +114,15 @@ async def test_sigkill_of_one_runner_mid_burst(
         # that first moment is not alerted (a known gap, see docs/backends.md), so give it 2 s.
         await asyncio.sleep(2)
         owner, name = bots[3]
+        # A restart while no leader watched left its "expected stop" behind (nobody saw the start
+        # that clears it); the new leader's first reconcile drops it, or it would hide this crash
+        # as one the runner caused.
+        [container] = containers_of(docker_client, owner, name)
+
+        async def no_stale_mark() -> bool:
+            return not await redis.exists(keys.expected_stop(container.id))
+
+        await eventually(no_stale_mark, timeout=15)
         await crash_once(docker_client, redis, owner, name)
     finally:
         await redis.aclose()

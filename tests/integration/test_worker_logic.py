@@ -24,6 +24,7 @@ from protocol.models import Command, Event, EventType, Op, Result, RunnerHealth,
 from runner.builds.cache import ImageCache
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
+from runner.reconcile import reconcile
 from runner.settings import Settings
 from runner.sources import Sources
 from runner.state import StateStore
@@ -255,6 +256,47 @@ async def test_a_crash_loop_alerts_once_and_reports_the_loop_once(rig: Rig) -> N
     await crashed(RESTART_MAX + 2)
     last = (await rig.crashes("loopy"))[-1]
     assert last.alert and last.exit_code == 2 and not last.crash_loop
+
+
+async def test_a_restart_no_leader_watched_hides_no_later_crash(rig: Rig) -> None:
+    """The old leader died, the new one not yet watching: a restart's start event goes unseen and
+    its "expected stop" mark stays. The new leader's reconcile drops it; the next crash alerts."""
+    rig.worker()
+    assert (await rig.call(start_cmd("unseen"), SLEEPER)).ok
+    assert (await rig.call(Command(op=Op.RESTART, owner=OWNER, name="unseen"))).ok
+    cid = rig.fake.containers[(OWNER, "unseen")].id
+    assert await rig.redis.exists(keys.expected_stop(cid))  # nobody saw the start that clears it
+
+    await asyncio.sleep(0.01)  # the restart's start, strictly before the new leader subscribes
+    rig.watch()
+    await eventually(lambda: _true(rig.watcher.subscribed_at is not None), timeout=5, every=0.01)
+    assert await reconcile(rig.ops, rig.workers[0].scheduler.bot, full=True) == 0
+    assert not await rig.redis.exists(keys.expected_stop(cid))
+
+    rig.fake.crash(OWNER, "unseen", exit_code=1)
+
+    async def alerted() -> bool:
+        return any(e.alert for e in await rig.crashes("unseen"))
+
+    await eventually(alerted, timeout=5, every=0.02)
+
+
+async def test_a_mark_for_a_start_the_watcher_will_see_is_kept(rig: Rig) -> None:
+    """A start after the subscription reaches the watcher as an event, its death maybe still on
+    the way: reconcile leaves that mark to the events, or a stop would read as a crash."""
+    rig.worker()
+    rig.watch()
+    assert (await rig.call(start_cmd("seen"), SLEEPER)).ok
+    await eventually(lambda: _true(rig.watcher.subscribed_at is not None), timeout=5, every=0.01)
+    cid = rig.fake.containers[(OWNER, "seen")].id
+    await rig.watcher.expect_stop(cid)
+    rig.watcher.subscribed_at = time.time() - 3600  # as if subscribed before the container started
+    assert await rig.watcher.forget_missed_starts([rig.fake.containers[(OWNER, "seen")].info()]) == 0
+    assert await rig.redis.exists(keys.expected_stop(cid))
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_two_starts_at_quota_minus_one_give_exactly_one_bot(rig: Rig) -> None:
