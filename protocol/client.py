@@ -65,6 +65,7 @@ class RunnerClient:
         self._mailboxes: dict[str, asyncio.Queue[Reply | RedisError]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._last_id = "0-0"  # the stream is this client's alone, so from its very start
+        self._closed = False
 
     async def health(self) -> RunnerHealth | None:
         """A fresh heartbeat of any live runner (one with Docker up if there is one), else None.
@@ -159,6 +160,9 @@ class RunnerClient:
 
     async def close(self) -> None:
         """Stop listening and drop the replies stream (the Redis client is the caller's to close)."""
+        # The flag too, not the cancel alone: on Python 3.11 a cancel that meets redis-py's own
+        # read timeout can come out as a TimeoutError, which the listener survives by design.
+        self._closed = True
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
@@ -177,7 +181,7 @@ class RunnerClient:
 
     async def _listen(self) -> None:
         """Route replies until no request waits; a later request starts a new listener."""
-        while self._mailboxes:
+        while self._mailboxes and not self._closed:
             try:
                 resp: Any = await self.redis.xread(
                     {self.reply_to: self._last_id}, count=LISTEN_BATCH, block=LISTEN_BLOCK_MS

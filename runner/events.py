@@ -135,7 +135,7 @@ class EventWatcher:
         elif ev.action == "die":
             await self._died(ev)
         elif ev.action == "start":
-            await self.redis.delete(keys.expected_stop(ev.container_id))
+            await self._started(ev)
             info = await self.backend.inspect(ev.owner, ev.name)
             if info is None or info.id != ev.container_id:
                 return
@@ -150,6 +150,16 @@ class EventWatcher:
                 )
             else:
                 await self.bus.publish(Event(type=EventType.STARTED, owner=ev.owner, name=ev.name))
+
+    async def _started(self, ev: DockerEvent) -> None:
+        key = keys.expected_stop(ev.container_id)
+        mark = await self.redis.get(key)
+        # A start from before the mark (handled late: start, then at once a restart) is not the
+        # start that ends the stop it announces; clearing on it would make that stop a crash.
+        with contextlib.suppress(ValueError):
+            if mark is not None and ev.at is not None and ev.at < float(mark):
+                return
+        await self.redis.delete(key)
 
     async def _died(self, ev: DockerEvent) -> None:
         rec = await self.store.get(ev.owner, ev.name)

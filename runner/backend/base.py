@@ -70,6 +70,7 @@ class DockerEvent:
     name: str
     container_id: str
     exit_code: int | None
+    at: float | None = None  # when the engine says it happened (epoch seconds), if it says
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ class FakeBackend:
             raise DockerUnavailable()
 
     def _emit(self, action: str, c: FakeContainer, exit_code: int | None = None) -> None:
-        ev = DockerEvent(action, c.spec.owner, c.spec.name, c.id, exit_code)
+        ev = DockerEvent(action, c.spec.owner, c.spec.name, c.id, exit_code, time.time())
         for q in self._listeners:
             q.put_nowait(ev)
 

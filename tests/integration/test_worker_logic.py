@@ -21,6 +21,7 @@ from protocol import heartbeats, keys
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
 from protocol.models import Command, Event, EventType, Op, Result, RunnerHealth, SourceKind, SourceSpec
+from runner.backend import DockerEvent
 from runner.builds.cache import ImageCache
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
@@ -293,6 +294,21 @@ async def test_a_mark_for_a_start_the_watcher_will_see_is_kept(rig: Rig) -> None
     rig.watcher.subscribed_at = time.time() - 3600  # as if subscribed before the container started
     assert await rig.watcher.forget_missed_starts([rig.fake.containers[(OWNER, "seen")].info()]) == 0
     assert await rig.redis.exists(keys.expected_stop(cid))
+
+
+async def test_a_start_handled_late_keeps_the_stop_announced_after_it(rig: Rig) -> None:
+    """A start, then at once a restart: the watcher, behind, handles the first start after the
+    restart announced its stop. That start must not clear the mark, or the stop reads as a crash."""
+    rig.worker()
+    assert (await rig.call(start_cmd("quick"), SLEEPER)).ok
+    cid = rig.fake.containers[(OWNER, "quick")].id
+    first_start = time.time()
+    await asyncio.sleep(0.01)
+    await rig.watcher.expect_stop(cid)
+    await rig.watcher.handle(DockerEvent("start", OWNER, "quick", cid, None, first_start))
+    assert await rig.redis.exists(keys.expected_stop(cid))
+    await rig.watcher.handle(DockerEvent("start", OWNER, "quick", cid, None, time.time()))
+    assert not await rig.redis.exists(keys.expected_stop(cid))
 
 
 async def _true(value: bool) -> bool:

@@ -33,7 +33,15 @@ def parse_event(ev: dict[str, Any]) -> DockerEvent | None:
         name=bot,
         container_id=str(ev.get("id", "")),
         exit_code=int(code) if code is not None else None,
+        at=event_time(ev),
     )
+
+
+def event_time(ev: dict[str, Any]) -> float | None:
+    """The engine's own time of an event, to the nanosecond when it gives it."""
+    if nanos := ev.get("timeNano"):
+        return int(nanos) / 1e9
+    return float(ev["time"]) if ev.get("time") else None
 
 
 def pump_container_events(

@@ -21,7 +21,7 @@ import docker.errors
 from protocol.errors import DockerUnavailable
 from runner.backend import names
 from runner.backend.base import DockerEvent
-from runner.backend.docker.events import close_stream, pump_container_events
+from runner.backend.docker.events import close_stream, event_time, pump_container_events
 from runner.backend.swarm.cluster import Cluster
 from runner.backend.swarm.tasks import ENDED, TaskTracker, bot_id, state
 
@@ -48,7 +48,7 @@ def local_event(ev: dict[str, Any]) -> tuple[DockerEvent, str] | None:
         return None  # not a swarm task: a docker-backend container of the same instance
     code = attrs.get("exitCode")
     cid = bot_id(str(service_id), attrs.get(names.LABEL_REQUEST))
-    ev_out = DockerEvent(action, owner, bot, cid, int(code) if code is not None else None)
+    ev_out = DockerEvent(action, owner, bot, cid, int(code) if code is not None else None, event_time(ev))
     return ev_out, str(task_id)
 
 
