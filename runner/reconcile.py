@@ -38,6 +38,8 @@ async def reconcile(ops: Operations, lock: BotLock, *, full: bool) -> int:
             if current is None:
                 continue
             info = containers.get(rec.key)
+            if not _agrees(current, info):  # listed before the lock: a command may have changed it since
+                info = await ops.backend.inspect(rec.owner, rec.name)
             try:
                 if current.desired is Desired.RUNNING:
                     changed = await _should_run(ops, current, info, full=full)
@@ -52,6 +54,19 @@ async def reconcile(ops: Operations, lock: BotLock, *, full: bool) -> int:
                 if current.desired is Desired.RUNNING:
                     await ops.bus.publish(Event(type=EventType.RECOVERED, owner=rec.owner, name=rec.name))
     return fixed
+
+
+def _agrees(rec: BotRecord, info: ContainerInfo | None) -> bool:
+    """Whether the listing shows the bot as its record wants it (then there is nothing to look at
+    again; else, under the bot's lock, its container is inspected afresh before anything is done)."""
+    if rec.desired is not Desired.RUNNING:
+        return info is None or not (info.running or info.restarting)
+    return (
+        info is not None
+        and info.request_id == rec.request_id
+        and info.id == rec.container_id
+        and (info.running or info.restarting)
+    )
 
 
 async def _should_run(ops: Operations, rec: BotRecord, info: ContainerInfo | None, *, full: bool) -> bool:

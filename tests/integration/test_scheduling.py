@@ -300,6 +300,24 @@ async def test_reconcile_converges_both_ways_after_the_engine_restarts(rig: Rig)
     assert rig.fake.containers[(OWNER, "down")].restart_policy
 
 
+async def test_reconcile_acts_on_the_bot_as_it_is_under_its_lock_not_as_listed(rig: Rig) -> None:
+    """The listing comes before the bots' locks; a command may replace a container in between
+    (a set_env or an update). Reconcile looks again before acting: no second deploy, no
+    "recovered" message for a bot that was never down."""
+    rig.worker("a")
+    assert (await rig.call(start_cmd("busy"), SLEEPER)).ok
+    deploys = rig.fake.calls["deploy"]
+    real_managed = rig.fake.managed
+
+    async def listed_mid_replace() -> list[Any]:
+        return [m for m in await real_managed() if m[1] != "busy"]  # between remove and create
+
+    rig.fake.managed = listed_mid_replace  # type: ignore[method-assign]
+    assert await reconcile(rig.ops, rig.workers[0].scheduler.bot, full=True) == 0
+    assert rig.fake.calls["deploy"] == deploys
+    assert not [e for e in await rig.events("busy") if e.type is EventType.RECOVERED]
+
+
 async def _events(rig: Rig, name: str, kind: EventType, n: int) -> bool:
     return len([e for e in await rig.events(name) if e.type is kind]) >= n
 
