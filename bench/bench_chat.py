@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
@@ -36,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from bench_runner import CODE, floor_create, floor_remove, free_port, pct, row, runner_env  # noqa: E402
+from bench_runner import CODE, floor_create, floor_remove, pct, row, runner_env  # noqa: E402
 from chat_probes import (  # noqa: E402
     STEP_TIMEOUT,
     ChatRun,
@@ -49,6 +50,7 @@ from chat_probes import (  # noqa: E402
 from protocol.client import RunnerClient  # noqa: E402
 from protocol.models import Command, Op  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from tests.fixtures.services import start_redis_server  # noqa: E402
 
 ADMIN = 920_001
 OWNER = 920_002  # an allowed user, not an admin: the common case
@@ -197,13 +199,8 @@ async def main() -> None:
     args = ap.parse_args()
     instance = f"bench-chat-{os.getpid()}"
     labels = {"botrunner.instance": instance, "botrunner.test": "1"}
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-chat-"))
+    redis_proc, url = start_redis_server(workdir)
     fake = FakeTelegram().start_thread()
     token = fake.new_token("control")
     fake.user(ADMIN, "Admin")
@@ -262,7 +259,7 @@ async def main() -> None:
                 floor_split.append((started - t0, first - started))
             chat.append(await deploy(f"c{i}", f"/start_bot c{i}"))
 
-        monitor = Monitor(port, workdir / "monitor.txt")
+        monitor = Monitor(int(urlsplit(url).port or 6379), workdir / "monitor.txt")
         procs.append(monitor.proc)  # stopped in `finally` too, should a profile deploy fail
         await asyncio.sleep(0.2)
         plain: list[ChatRun] = []

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_runner import free_port, pct  # noqa: E402
+from bench_runner import pct  # noqa: E402
 
 from controlbot import charts, metrics  # noqa: E402
 from controlbot.gateway import Caller, Gateway, Target  # noqa: E402
@@ -47,6 +47,7 @@ from protocol import keys  # noqa: E402
 from protocol.client import RunnerClient  # noqa: E402
 from protocol.models import BotStats, Limits, Sample  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from tests.fixtures.services import free_port, start_redis_server  # noqa: E402
 
 BOT = b"import time\nprint('up', flush=True)\nwhile True:\n    time.sleep(3600)\n"
 EAGER = "import aiogram.types; from controlbot.__main__ import main; main()"  # lean.py then does nothing
@@ -212,12 +213,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-obs-"))
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    redis_url = f"redis://127.0.0.1:{port}/0"
+    redis_proc, redis_url = start_redis_server(tmp)
     instance = f"bench-{os.getpid()}"
     interval = 10.0
     runner_env = {

@@ -31,10 +31,11 @@ from redis.asyncio import Redis
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from bench_runner import REPO, free_port, row  # noqa: E402
+from bench_runner import REPO, row  # noqa: E402
 
 from protocol.client import RunnerClient  # noqa: E402
 from protocol.models import Command, Op, SourceKind, SourceSpec  # noqa: E402
+from tests.fixtures.services import start_redis_server  # noqa: E402
 
 OWNER = 4343
 
@@ -126,15 +127,10 @@ async def main() -> None:
         "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
     )
     args = ap.parse_args()
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-rel-"))
+    redis_proc, url0 = start_redis_server(workdir)
     instances = {g: f"benchrel-{g}-{os.getpid()}" for g in ("10", "0")}
-    urls = {"10": f"redis://127.0.0.1:{port}/0", "0": f"redis://127.0.0.1:{port}/1"}
-    time.sleep(0.3)
+    urls = {"10": url0, "0": url0.removesuffix("/0") + "/1"}
     runners = {g: start_runner(urls[g], instances[g], g, args.base_image, workdir) for g in ("10", "0")}
     client = docker.from_env()
     redises = {g: Redis.from_url(urls[g]) for g in urls}

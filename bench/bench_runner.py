@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,15 +36,10 @@ sys.path.insert(0, str(REPO))
 
 from protocol.client import RunnerClient  # noqa: E402
 from protocol.models import Command, Op, SourceKind, SourceSpec  # noqa: E402
+from tests.fixtures.services import start_redis_server  # noqa: E402
 
 CODE = b"print('up', flush=True)\nimport time\nwhile True:\n    time.sleep(1)\n"
 OWNER = 4242
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -154,13 +148,8 @@ async def main() -> None:
     args = ap.parse_args()
     instance = f"bench-{os.getpid()}"
     labels = {"botrunner.instance": instance, "botrunner.test": "1"}
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-"))
+    redis_proc, url = start_redis_server(workdir)
     env = runner_env(url, args.base_image, instance)
     log = (workdir / "runner.log").open("wb")
     runner = subprocess.Popen(

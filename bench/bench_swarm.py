@@ -33,10 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_runner import free_port, row, timed  # noqa: E402
+from bench_runner import row, timed  # noqa: E402
 
 from protocol.client import RunnerClient  # noqa: E402
 from protocol.models import Command, Op, SourceKind, SourceSpec  # noqa: E402
+from tests.fixtures.services import start_redis_server  # noqa: E402
 
 CODE = b"print('up', flush=True)\nimport time\nwhile True:\n    time.sleep(1)\n"
 OWNER = 4343
@@ -156,13 +157,9 @@ async def main() -> None:
     args = ap.parse_args()
     instance = f"bench-{os.getpid()}"
     labels = {"botrunner.instance": instance, "botrunner.test": "1"}
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-swarm-"))
-    urls = {b: f"redis://127.0.0.1:{port}/{n}" for n, b in ((1, "docker"), (2, "swarm"))}
+    redis_proc, url0 = start_redis_server(workdir)
+    urls = {b: f"{url0.removesuffix('/0')}/{n}" for n, b in ((1, "docker"), (2, "swarm"))}
     runners = {b: start_runner(urls[b], f"{instance}-{b}", b, args.base_image, workdir) for b in urls}
     client = docker.from_env()
     redises = {b: Redis.from_url(u) for b, u in urls.items()}
