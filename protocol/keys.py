@@ -154,6 +154,11 @@ LEADER = f"{PREFIX}:leader"
 # - a bot's crash streak: hash {streak, loop_reported}; deleted when a user starts the bot again,
 #   TTL CRASH_STREAK_TTL from the last crash.
 EXPECTED_STOP_TTL = 120
+# - how far the engine's events were watched: epoch seconds, renewed every EVENTS_WATCHED_EVERY
+#   while a watcher is subscribed; the next one catches up on deaths after it (runner/events.py).
+EVENTS_WATCHED = f"{PREFIX}:events-watched"
+EVENTS_WATCHED_EVERY = 1.0
+EVENTS_WATCHED_TTL = 86_400
 CRASH_STREAK_TTL = 86_400
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from protocol import keys
 from protocol.errors import DockerUnavailable
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # A bot that ran this long before dying starts a new crash streak (and so a new alert).
 STABLE_RUN_S = 60.0
+# The longest unwatched gap a new watcher alerts crashes for: a leader change takes the lease's
+# TTL (RUNNER_CLAIM_IDLE_MS, 30 s by default) and a little; a longer gap is a restart.
+CATCH_UP_MAX_S = 120.0
 
 
 class EventBus:
@@ -110,8 +114,17 @@ class EventWatcher:
 
     async def run(self, stopping: asyncio.Event) -> None:
         delay = 0.5
+        engine_was_down = False
         while not stopping.is_set():
+            # After an engine outage there is nothing to alert: a dockerd restart stops every bot
+            # and starts the failed ones again; reconcile sees to them.
+            unwatched_since = None if engine_was_down else await self._watched_until()
             self.subscribed_at = time.time()  # (just before:) every event after it reaches this loop
+            catching_up = self.catch_up(unwatched_since, self.subscribed_at)
+            beside = [
+                asyncio.create_task(catching_up, name="events-catch-up"),
+                asyncio.create_task(self._mark_watched(), name="events-watched"),
+            ]
             try:
                 async for ev in self.backend.events():
                     delay = 0.5
@@ -122,9 +135,51 @@ class EventWatcher:
                     except Exception:
                         log.exception("handling docker event %s failed", ev)
             except DockerUnavailable as e:
+                engine_was_down = True
                 log.warning("docker events unavailable (%s); retrying in %.1f s", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+            finally:
+                for task in beside:
+                    task.cancel()
+                await asyncio.wait(beside)
+
+    async def catch_up(self, since: float | None, until: float) -> None:
+        """What happened while no watcher was subscribed (the leader changed, or the engine's
+        event stream was down), from the containers' own state: a bot that died in between is
+        handled as its die event would have been (one alert), and the expected stops whose
+        start went unseen are dropped. `since` None: nobody watched before, nothing to catch up.
+
+        Not caught up: a gap over CATCH_UP_MAX_S, a gap from an engine outage (run() passes None),
+        and bots stopped from outside (143/137, no OOM, not restarted). Those are a host restart or
+        dockerd's: reconcile brings the bots back, and a crash alert for each would be noise."""
+        try:
+            managed = await self.backend.managed()
+            if since is not None and until - since <= CATCH_UP_MAX_S:
+                for owner, name, info in managed:
+                    died = info.finished_at is not None and since < info.finished_at < until
+                    if died and not info.stopped_from_outside:
+                        log.info("owner=%s bot=%s died while no watcher was subscribed", owner, name)
+                        ev = DockerEvent("die", owner, name, info.id, info.exit_code, info.finished_at)
+                        await self._died(ev)
+            await self.forget_missed_starts([info for _owner, _name, info in managed])
+        except (DockerUnavailable, RedisError) as e:
+            log.warning("catching up on unwatched events skipped: %s", e)
+
+    async def _watched_until(self) -> float | None:
+        try:
+            mark = await self.redis.get(keys.EVENTS_WATCHED)
+            return float(mark) if mark is not None else None
+        except (RedisError, ValueError) as e:
+            log.warning("when events were last watched is unknown: %s", e)
+            return None
+
+    async def _mark_watched(self) -> None:
+        """While subscribed: how far the engine's events have been watched, for the next watcher."""
+        while True:
+            with contextlib.suppress(RedisError):
+                await self.redis.set(keys.EVENTS_WATCHED, repr(time.time()), ex=keys.EVENTS_WATCHED_TTL)
+            await asyncio.sleep(keys.EVENTS_WATCHED_EVERY)
 
     async def _was_expected(self, container_id: str) -> bool:
         return bool(await self.redis.exists(keys.expected_stop(container_id)))

@@ -152,7 +152,7 @@ class HealthGate:
                 if await self.watcher.expected(info.id):
                     await self._close(gate)
                     return  # stopped or restarted on purpose (a command): nothing to judge
-                if _stopped_from_outside(info):
+                if info.stopped_from_outside:
                     await self._close(gate)
                     return  # docker stop, a dockerd or host restart: reconcile brings it back
                 if not info.running or info.restarting or info.restart_count > 0:
@@ -275,15 +275,3 @@ class HealthGate:
             self.watcher.gated_exits.pop(container_id, None)
 
         asyncio.get_running_loop().call_later(QUIET_AFTER_S, forget)
-
-
-def _stopped_from_outside(info: ContainerInfo) -> bool:
-    """Exited by SIGTERM (143) or SIGKILL (137) without an OOM kill, and not being restarted: what
-    `docker stop`, a dockerd restart or a reboot leave. No verdict on the release; the runner's
-    reconcile starts a bot that should run."""
-    return (
-        not info.running
-        and not info.restarting
-        and not info.oom_killed
-        and info.exit_code in (128 + 15, 128 + 9)
-    )

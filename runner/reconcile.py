@@ -30,7 +30,6 @@ async def reconcile(ops: Operations, lock: BotLock, *, full: bool) -> int:
     """Returns how many bots it fixed. Takes each bot's lock (a lease shared by every runner), so
     it never races a command on that bot."""
     containers = {(owner, name): info for owner, name, info in await ops.backend.managed()}
-    await ops.watcher.forget_missed_starts(containers.values())
     fixed = 0
     for rec in await ops.store.all_records():
         async with lock(rec.owner, rec.name):

@@ -56,6 +56,18 @@ class ContainerInfo:
     request_id: str | None
     node: str | None = None  # Swarm: the node its /data is pinned to; None on one engine
 
+    @property
+    def stopped_from_outside(self) -> bool:
+        """Exited by SIGTERM (143) or SIGKILL (137) without an OOM kill, and not being restarted:
+        what `docker stop`, a dockerd restart or a reboot leave. Not the bot's own failure: the
+        runner's reconcile starts a bot that should run."""
+        return (
+            not self.running
+            and not self.restarting
+            and not self.oom_killed
+            and self.exit_code in (128 + 15, 128 + 9)
+        )
+
 
 @dataclass(frozen=True)
 class ResourceUsage:

@@ -25,7 +25,6 @@ from runner.backend import DockerEvent
 from runner.builds.cache import ImageCache
 from runner.events import EventBus, EventWatcher
 from runner.operations import Operations
-from runner.reconcile import reconcile
 from runner.settings import Settings
 from runner.sources import Sources
 from runner.state import StateStore
@@ -261,7 +260,7 @@ async def test_a_crash_loop_alerts_once_and_reports_the_loop_once(rig: Rig) -> N
 
 async def test_a_restart_no_leader_watched_hides_no_later_crash(rig: Rig) -> None:
     """The old leader died, the new one not yet watching: a restart's start event goes unseen and
-    its "expected stop" mark stays. The new leader's reconcile drops it; the next crash alerts."""
+    its "expected stop" mark stays. The new watcher drops it as it subscribes; the next crash alerts."""
     rig.worker()
     assert (await rig.call(start_cmd("unseen"), SLEEPER)).ok
     assert (await rig.call(Command(op=Op.RESTART, owner=OWNER, name="unseen"))).ok
@@ -270,16 +269,45 @@ async def test_a_restart_no_leader_watched_hides_no_later_crash(rig: Rig) -> Non
 
     await asyncio.sleep(0.01)  # the restart's start, strictly before the new leader subscribes
     rig.watch()
-    await eventually(lambda: _true(rig.watcher.subscribed_at is not None), timeout=5, every=0.01)
-    assert await reconcile(rig.ops, rig.workers[0].scheduler.bot, full=True) == 0
-    assert not await rig.redis.exists(keys.expected_stop(cid))
 
+    async def mark_dropped() -> bool:
+        return not await rig.redis.exists(keys.expected_stop(cid))
+
+    await eventually(mark_dropped, timeout=5, every=0.01)
     rig.fake.crash(OWNER, "unseen", exit_code=1)
 
     async def alerted() -> bool:
         return any(e.alert for e in await rig.crashes("unseen"))
 
     await eventually(alerted, timeout=5, every=0.02)
+
+
+async def test_a_crash_while_no_leader_watched_is_alerted_once_by_the_next(rig: Rig) -> None:
+    """The leader was SIGKILLed; before the next one takes its lease, a bot crashes and Docker
+    restarts it. The next watcher finds that death in the container's state and alerts it, once;
+    a bot stopped from outside (143, not restarted) in the same gap is no alert."""
+    rig.worker()
+    assert (await rig.call(start_cmd("gap"), SLEEPER)).ok
+    assert (await rig.call(start_cmd("termed"), SLEEPER)).ok
+    await rig.redis.set(keys.EVENTS_WATCHED, repr(time.time()))  # the old leader's last mark
+    await asyncio.sleep(0.01)
+    rig.fake.crash(OWNER, "gap", exit_code=1)  # restarted by the policy: running again
+    rig.fake.containers[(OWNER, "termed")].restart_policy = False
+    rig.fake.crash(OWNER, "termed", exit_code=143)
+    assert rig.fake.containers[(OWNER, "gap")].status == "running"
+    await asyncio.sleep(0.01)
+
+    rig.watch()
+
+    async def alerted() -> bool:
+        return any(e.alert for e in await rig.crashes("gap"))
+
+    await eventually(alerted, timeout=5, every=0.02)
+    await asyncio.sleep(0.3)
+    assert [e.alert for e in await rig.crashes("gap")] == [True]
+    assert await rig.crashes("termed") == []
+    # The new watcher marks how far it watched, for the one after it.
+    assert float(await rig.redis.get(keys.EVENTS_WATCHED) or 0) >= rig.watcher.subscribed_at - 0.01
 
 
 async def test_a_mark_for_a_start_the_watcher_will_see_is_kept(rig: Rig) -> None:
