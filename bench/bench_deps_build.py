@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from runner.backend.base import BuildContext, BuildLimits  # noqa: E402
+from runner.backend.base import BuildContext, BuildLimits, JobLimits  # noqa: E402
 from runner.backend.docker import DockerBackend  # noqa: E402
-from runner.builds.pipjob import PipLimits, install, requirements_text  # noqa: E402
+from runner.builds.pipjob import install, requirements_text  # noqa: E402
 from runner.builds.runtime import ensure_runtime_image  # noqa: E402
 from runner.settings import Settings  # noqa: E402
 
@@ -53,7 +53,7 @@ async def main() -> None:
         ca_bundle=s.runner_ca_bundle,
         limits=limits,
     )
-    pip = PipLimits("host", 900, s.build_memory_bytes, s.runner_build_cpu_limit, s.runner_build_pids_limit)
+    pip = JobLimits("host", 900, s.build_memory_bytes, s.runner_build_cpu_limit, s.runner_build_pids_limit)
     times: dict[str, list[float]] = {"docker build (old)": [], "pip job + commit (new)": []}
     made: list[str] = []
     try:

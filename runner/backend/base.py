@@ -89,6 +89,14 @@ class BuildLimits:
     memory_bytes: int
 
 
+@dataclass(frozen=True)
+class JobLimits(BuildLimits):
+    """A build step run as a job container (pip, git clone): CPU and pids are capped as well."""
+
+    cpu: float
+    pids: int
+
+
 class ImageRemoval(enum.StrEnum):
     REMOVED = "removed"
     MISSING = "missing"  # it was already gone
