@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from runner.backend.base import BuildContext, BuildLimits  # noqa: E402
+from runner.backend.base import BuildContext, BuildLimits, ImageBuild, JobLimits  # noqa: E402
 from runner.backend.docker import DockerBackend  # noqa: E402
-from runner.builds.pipjob import PipLimits, install, requirements_text  # noqa: E402
+from runner.builds.pipjob import install, requirements_text  # noqa: E402
 from runner.builds.runtime import ensure_runtime_image  # noqa: E402
 from runner.settings import Settings  # noqa: E402
 
@@ -53,7 +53,7 @@ async def main() -> None:
         ca_bundle=s.runner_ca_bundle,
         limits=limits,
     )
-    pip = PipLimits("host", 900, s.build_memory_bytes, s.runner_build_cpu_limit, s.runner_build_pids_limit)
+    pip = JobLimits("host", 900, s.build_memory_bytes, s.runner_build_cpu_limit, s.runner_build_pids_limit)
     times: dict[str, list[float]] = {"docker build (old)": [], "pip job + commit (new)": []}
     made: list[str] = []
     try:
@@ -68,7 +68,7 @@ async def main() -> None:
                         OLD_DOCKERFILE.format(runtime=runtime),
                         {"requirements.txt": requirements_text(deps).encode()},
                     )
-                    await backend.build_image(ctx, tag, limits)
+                    await backend.build_image(ImageBuild(ctx, tag, limits))
                 else:
                     await install(backend, runtime, deps, tag, pip)
                 times[path].append(time.perf_counter() - t0)

@@ -234,26 +234,13 @@ class ErrorInfo(_Model):
     bot: str | None = None
     params: ErrorParams = Field(default_factory=ErrorParams)
 
+    # The fields are BotrunnerError's attributes and the arguments of its constructor.
     @classmethod
     def from_exc(cls, exc: BotrunnerError) -> ErrorInfo:
-        return cls(
-            code=exc.code,
-            message=exc.message,
-            field=exc.field,
-            detail=exc.detail,
-            bot=exc.bot,
-            params=exc.params,
-        )
+        return cls.model_validate(exc, from_attributes=True)
 
     def to_exc(self) -> BotrunnerError:
-        return BotrunnerError(
-            self.message,
-            code=self.code,
-            field=self.field,
-            detail=self.detail,
-            bot=self.bot,
-            params=self.params,
-        )
+        return BotrunnerError(**dict(self))
 
 
 NO_REASON = ErrorInfo(code=ErrorCode.INTERNAL, message="the runner reported a failure without a reason")

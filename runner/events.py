@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import KW_ONLY, dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -44,6 +45,7 @@ class EventBus:
         log.info("event %s owner=%s bot=%s exit=%s", event.type, event.owner, event.name, event.exit_code)
 
 
+@dataclass(eq=False)
 class EventWatcher:
     """Turns Docker's start/die/oom events into botrunner events, reporting a crash loop once.
 
@@ -53,29 +55,26 @@ class EventWatcher:
     leader that watches the events.
     """
 
-    def __init__(
-        self,
-        backend: Backend,
-        store: StateStore,
-        bus: EventBus,
-        *,
-        restart_max: int,
-        memory_limit: int,
-        secrets: Secrets | None = None,
-    ) -> None:
-        self.backend = backend
-        self.store = store
-        self.bus = bus
-        self.restart_max = restart_max
-        self.memory_limit = memory_limit
-        self.redis = store.redis
-        self.secrets = secrets or Secrets.ephemeral()  # masks the bot's env values in log tails
-        # oom comes just before die in the same stream, to the same watcher: memory is enough.
-        self._oom: dict[str, float] = {}  # container id -> when an oom event was seen
-        # Containers inside a health gate (runner.healthgate): the gate's verdict is their one message.
-        self.gated: set[str] = set()
-        self.gated_exits: dict[str, int | None] = {}  # container id -> exit code of its last death
-        self.subscribed_at: float | None = None  # when run() last subscribed to the engine's events
+    backend: Backend
+    store: StateStore
+    bus: EventBus
+    _: KW_ONLY
+    restart_max: int
+    memory_limit: int
+    secrets: Secrets = field(default_factory=Secrets.ephemeral)  # masks the bot's env values in log tails
+    # oom comes just before die in the same stream, to the same watcher: memory is enough.
+    # Container id -> when an oom event was seen.
+    _oom: dict[str, float] = field(init=False, default_factory=dict)
+    # Containers inside a health gate (runner.healthgate): the gate's verdict is their one message.
+    gated: set[str] = field(init=False, default_factory=set)
+    # Container id -> exit code of its last death.
+    gated_exits: dict[str, int | None] = field(init=False, default_factory=dict)
+    # When run() last subscribed to the engine's events.
+    subscribed_at: float | None = field(init=False, default=None)
+
+    @property
+    def redis(self) -> Redis:
+        return self.store.redis
 
     async def expect_stop(self, container_id: str | None, for_s: int = keys.EXPECTED_STOP_TTL) -> None:
         if container_id:

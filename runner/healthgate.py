@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -62,32 +63,19 @@ class Gate(BaseModel):
     deadline: float  # epoch seconds
 
 
+@dataclass(eq=False, kw_only=True)
 class HealthGate:
-    def __init__(
-        self,
-        *,
-        grace: float,
-        redis: Redis,
-        backend: Backend,
-        store: StateStore,
-        releases: ReleaseStore,
-        watcher: EventWatcher,
-        bus: EventBus,
-        bot_lock: Callable[[int, str], AbstractAsyncContextManager[None]],
-        restore: RestoreFn,
-        stop_timeout: float,
-    ) -> None:
-        self.grace = grace
-        self.redis = redis
-        self.backend = backend
-        self.store = store
-        self.releases = releases
-        self.watcher = watcher
-        self.bus = bus
-        self.bot_lock = bot_lock
-        self.restore = restore
-        self.stop_timeout = stop_timeout
-        self._tasks: set[asyncio.Task[None]] = set()
+    grace: float
+    redis: Redis
+    backend: Backend
+    store: StateStore
+    releases: ReleaseStore
+    watcher: EventWatcher
+    bus: EventBus
+    bot_lock: Callable[[int, str], AbstractAsyncContextManager[None]]
+    restore: RestoreFn
+    stop_timeout: float
+    _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     async def begin(self, rec: BotRecord, kind: GateKind, release: int, fallback: int | None) -> bool:
         """Open a gate on the bot's new container; False when there is none (grace 0, not running)."""

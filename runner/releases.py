@@ -23,6 +23,8 @@ from runner.state import BotRecord
 CURRENT = "current"
 # Kept logs of a replaced release: at most RUNNER_KEEP_LOG_LINES lines and this many bytes.
 MAX_KEPT_LOG_BYTES = 256 * 1024
+# What a release keeps of the bot's record: enough to run the same code with the same env again.
+RECORDED = {"request_id", "source", "image", "entrypoint", "own_image", "git_url", "env"}
 
 
 class Release(BaseModel):
@@ -46,19 +48,8 @@ class Release(BaseModel):
     has_logs: bool = False
 
     def info(self, current: int | None) -> ReleaseInfo:
-        return ReleaseInfo(
-            number=self.number,
-            op=self.op,
-            created_at=self.created_at,
-            actor=self.actor,
-            source=self.source,
-            image=self.image,
-            entrypoint=self.entrypoint,
-            current=self.number == current,
-            failed=self.failed,
-            restored=self.restored,
-            has_logs=self.has_logs,
-        )
+        shown = self.model_dump(include=set(ReleaseInfo.model_fields))
+        return ReleaseInfo.model_validate({**shown, "current": self.number == current})
 
 
 def invalid_state(message: str, reason: str, release: int | None = None) -> BotrunnerError:
@@ -126,16 +117,10 @@ class ReleaseStore:
                 return rel
         sha = hashlib.sha256(blob).hexdigest()
         rel = Release(
+            **rec.model_dump(include=RECORDED),
             number=max((r.number for r in releases), default=0) + 1,
             op=op,
             actor=actor,
-            request_id=rec.request_id,
-            source=rec.source,
-            image=rec.image,
-            entrypoint=rec.entrypoint,
-            own_image=rec.own_image,
-            git_url=rec.git_url,
-            env=dict(rec.env),
             tree=sha,
             tree_bytes=len(blob),
             restored=restored,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from protocol.errors import BotrunnerError, ErrorCode, InvalidSource
 from protocol.models import Note, NoteKind, SourceInfo, SourceKind, SourceSpec, Stage
 from runner.builds.cache import ImageCache
-from runner.builds.clonejob import clone_in_job, clone_job
+from runner.builds.clonejob import CloneRequest, clone_in_job, clone_job
 from runner.builds.deps import normalize, tree_dependencies
 from runner.builds.gitclone import Checkout
 from runner.builds.giturl import (
@@ -246,28 +246,9 @@ class Sources:
     async def _clone(self, url: str, branch: str | None, commit: str | None) -> tuple[Checkout, Tree]:
         """In a sandboxed job container (clonejob.py), never in this process."""
         s = self.settings
-        spec = clone_job(
-            await self.tools.get(),
-            url,
-            branch=branch,
-            commit=commit,
-            schemes=s.git_allowed_schemes,
-            timeout=s.git_clone_timeout,
-            max_bytes=s.max_repo_bytes,
-            memory_bytes=s.build_memory_bytes,
-            cpu=s.runner_build_cpu_limit,
-            pids=s.runner_build_pids_limit,
-            network=s.runner_build_network or s.runner_network_mode,
-        )
-        return await clone_in_job(
-            self.images.backend,
-            spec,
-            url,
-            branch=branch,
-            commit=commit,
-            timeout=s.git_clone_timeout,
-            max_bytes=s.max_repo_bytes,
-        )
+        request = CloneRequest(url, branch, commit, timeout=s.git_clone_timeout, max_bytes=s.max_repo_bytes)
+        spec = clone_job(await self.tools.get(), request, s.git_allowed_schemes, self.images.limits)
+        return await clone_in_job(self.images.backend, spec, request)
 
     async def _tree(
         self,

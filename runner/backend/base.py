@@ -101,6 +101,25 @@ class BuildLimits:
     memory_bytes: int
 
 
+@dataclass(frozen=True)
+class JobLimits(BuildLimits):
+    """A build step run as a job container (pip, git clone): CPU and pids are capped as well."""
+
+    cpu: float
+    pids: int
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """An image to build: context as tag, within limits."""
+
+    context: BuildContext
+    tag: str
+    limits: BuildLimits
+    labels: dict[str, str] = field(default_factory=dict)  # beside botrunner's managed and kind
+    on_line: Callable[[str], None] | None = None  # gets each log line, from any thread
+
+
 class ImageRemoval(enum.StrEnum):
     REMOVED = "removed"
     MISSING = "missing"  # it was already gone
@@ -235,17 +254,9 @@ class Backend(Protocol):
 
     async def image_exists(self, ref: str) -> bool: ...
 
-    async def build_image(
-        self,
-        context: BuildContext,
-        tag: str,
-        limits: BuildLimits,
-        *,
-        labels: dict[str, str] | None = None,
-        on_line: Callable[[str], None] | None = None,
-    ) -> None:
-        """Build context as tag, unless tag exists. on_line gets each log line, from any thread.
-        Raises BuildFailed (its detail the log's tail). Cancelling the caller cancels the build."""
+    async def build_image(self, build: ImageBuild) -> None:
+        """Build it, unless its tag exists. Raises BuildFailed (its detail the log's tail).
+        Cancelling the caller cancels the build."""
 
     async def container_image(self, ref: str) -> str | None:
         """The image (as named at create) of any container by id or name; None if there is none.

@@ -6,17 +6,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from redis.asyncio import Redis
 
 from protocol import keys
 from protocol.errors import BuildFailed, InvalidSource
 from protocol.models import Stage
-from runner.backend.base import Backend, BuildContext, BuildLimits
+from runner.backend.base import Backend, BuildContext, JobLimits
 from runner.builds.deps import deps_tag
 from runner.builds.dockerfile_check import check_dockerfile
 from runner.builds.images import ensure_image
-from runner.builds.pipjob import PipLimits, install
+from runner.builds.pipjob import install
 from runner.builds.progress import LOG_CTX, ProgressFn, ThreadProgress
 from runner.builds.prune import prune, remove_leftovers
 from runner.builds.repoimage import repo_context, repo_tag
@@ -29,40 +30,28 @@ log = logging.getLogger(__name__)
 _PIP_PREFIXES = ("Collecting", "Downloading", "Building wheel", "Installing collected", "Successfully")
 
 
+@dataclass(eq=False)
 class ImageCache:
-    def __init__(
-        self,
-        settings: Settings,
-        redis: Redis,
-        backend: Backend,
-        in_use: Callable[[], Awaitable[set[str]]],
-        *,
-        prune_grace: float = 600.0,
-    ) -> None:
-        self.settings = settings
-        self.redis = redis
-        self.backend = backend
-        self.in_use = in_use
-        self.prune_grace = prune_grace
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._prune_lock = asyncio.Lock()
-        # The build pool (fair share): builds wait here, holding none of the quick commands' slots.
-        self._build_slots = asyncio.Semaphore(settings.runner_build_concurrency)
-        self._tasks: set[asyncio.Task[list[str]]] = set()
+    settings: Settings
+    redis: Redis
+    backend: Backend
+    in_use: Callable[[], Awaitable[set[str]]]
+    _: KW_ONLY
+    prune_grace: float = 600.0
+    _locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
+    _prune_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    # The build pool (fair share): builds wait here, holding none of the quick commands' slots.
+    _build_slots: asyncio.Semaphore = field(init=False)
+    _tasks: set[asyncio.Task[list[str]]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._build_slots = asyncio.Semaphore(self.settings.runner_build_concurrency)
 
     @property
-    def limits(self) -> BuildLimits:
+    def limits(self) -> JobLimits:
+        """The build sandbox's: pip and clone jobs keep them all, an image build what it can."""
         s = self.settings
-        return BuildLimits(
-            network=s.runner_build_network or s.runner_network_mode,
-            timeout=s.runner_build_timeout,
-            memory_bytes=s.build_memory_bytes,
-        )
-
-    @property
-    def pip_limits(self) -> PipLimits:
-        s = self.settings
-        return PipLimits(
+        return JobLimits(
             network=s.runner_build_network or s.runner_network_mode,
             timeout=s.runner_build_timeout,
             memory_bytes=s.build_memory_bytes,
@@ -81,7 +70,7 @@ class ImageCache:
                     "dependencies: pip install of %d package(s) into %s %s", len(deps), tag, LOG_CTX.get()
                 )
                 try:
-                    pip_out = await install(self.backend, runtime, deps, tag, self.pip_limits)
+                    pip_out = await install(self.backend, runtime, deps, tag, self.limits)
                 except BuildFailed:
                     self._spawn_prune()
                     raise

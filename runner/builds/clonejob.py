@@ -17,11 +17,12 @@ import json
 import os
 import tarfile
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from protocol.errors import BuildFailed, InvalidSource
 from runner.backend import names
-from runner.backend.base import Backend, JobResult, JobSpec
+from runner.backend.base import Backend, JobLimits, JobResult, JobSpec
 from runner.builds import clone_script
 from runner.builds.gitclone import Checkout, failure, git_env, too_large
 from runner.builds.giturl import GitFailed, display_url, redact
@@ -38,44 +39,36 @@ JOB_GRACE_S = 30.0
 _TAR_SLACK = (MAX_FILES + 100) * 1536
 
 
-def clone_job(
-    image: str,
-    url: str,
-    *,
-    branch: str | None,
-    commit: str | None,
-    schemes: list[str],
-    timeout: float,
-    max_bytes: int,
-    memory_bytes: int,
-    cpu: float,
-    pids: int,
-    network: str | None,
-) -> JobSpec:
-    request = {
-        "url": url,
-        "dest": DEST,
-        "branch": branch,
-        "commit": commit,
-        "max_bytes": max_bytes,
-        "timeout": timeout,
-    }
-    env = {**git_env(schemes), "HOME": "/tmp", "BOTRUNNER_CLONE": json.dumps(request)}
+@dataclass(frozen=True)
+class CloneRequest:
+    """What to clone, and the caps the clone script keeps itself."""
+
+    url: str  # as the user gave it, credentials included: never logged as is
+    branch: str | None
+    commit: str | None
+    timeout: float  # GIT_CLONE_TIMEOUT
+    max_bytes: int  # GIT_MAX_REPO_BYTES
+
+
+def clone_job(image: str, request: CloneRequest, schemes: list[str], limits: JobLimits) -> JobSpec:
+    """The job that runs the clone script; limits are the build sandbox's, but for the timeout."""
+    script_request = {**asdict(request), "dest": DEST}
+    env = {**git_env(schemes), "HOME": "/tmp", "BOTRUNNER_CLONE": json.dumps(script_request)}
     return JobSpec(
         image=image,
         command=["python3", f"{WORKDIR}/{SCRIPT}"],
         env=env,
         files={SCRIPT: Path(clone_script.__file__).read_bytes(), f"{OUT}/.keep": b""},
         workdir=WORKDIR,
-        memory_bytes=memory_bytes,
-        cpu=cpu,
-        pids=pids,
-        network=network,
+        memory_bytes=limits.memory_bytes,
+        cpu=limits.cpu,
+        pids=limits.pids,
+        network=limits.network,
         # The script keeps GIT_CLONE_TIMEOUT itself; this backstop adds the container's start.
-        timeout=timeout + JOB_GRACE_S,
+        timeout=request.timeout + JOB_GRACE_S,
         labels={names.LABEL_KIND: "job"},
         collect=DEST,
-        collect_max_bytes=max_bytes + _TAR_SLACK,
+        collect_max_bytes=request.max_bytes + _TAR_SLACK,
     )
 
 
@@ -119,35 +112,28 @@ def _checkout(result: JobResult) -> Checkout:
     return Checkout(commit=str(data["commit"]), subject=str(data["subject"]), branch=data.get("branch"))
 
 
-async def clone_in_job(
-    backend: Backend,
-    spec: JobSpec,
-    url: str,
-    *,
-    branch: str | None,
-    commit: str | None,
-    timeout: float,
-    max_bytes: int,
-) -> tuple[Checkout, Tree]:
+async def clone_in_job(backend: Backend, spec: JobSpec, request: CloneRequest) -> tuple[Checkout, Tree]:
     try:
         result = await backend.run_job(spec)
     except BuildFailed as e:  # the engine refused the job (no such image, bad option)
-        raise GitFailed(f"the clone could not start: {redact(str(e), url)}") from None
+        raise GitFailed(f"the clone could not start: {redact(str(e), request.url)}") from None
     stderr = result.stderr.decode("utf-8", "replace")
     if result.timed_out or result.exit_code == clone_script.EXIT_TIMEOUT:
-        raise GitFailed(f"the clone took longer than {timeout:g} s")
+        raise GitFailed(f"the clone took longer than {request.timeout:g} s")
     if result.exit_code == clone_script.EXIT_TOO_LARGE or (result.exit_code == 0 and result.truncated):
-        raise GitFailed(too_large(max_bytes))
+        raise GitFailed(too_large(request.max_bytes))
     if result.exit_code == clone_script.EXIT_NO_COMMIT:
-        on = f" on the branch {branch!r}" if branch else ""
-        raise GitFailed(f"the commit {commit} is not in {display_url(url)}{on}", field="commit")
+        on = f" on the branch {request.branch!r}" if request.branch else ""
+        raise GitFailed(
+            f"the commit {request.commit} is not in {display_url(request.url)}{on}", field="commit"
+        )
     if result.exit_code == clone_script.EXIT_GIT:
-        raise failure(stderr, url, branch, commit, None)
+        raise failure(stderr, request.url, request.branch, request.commit, None)
     if result.exit_code != 0 or result.archive is None:
         why = "it ran out of memory" if result.oom_killed else f"exit code {result.exit_code}"
         raise GitFailed(
-            f"git could not fetch {display_url(url)} ({why})",
+            f"git could not fetch {display_url(request.url)} ({why})",
             field="git_url",
-            detail=redact(stderr, url)[-2000:] or None,
+            detail=redact(stderr, request.url)[-2000:] or None,
         )
-    return _checkout(result), extract_tree(result.archive, max_bytes)
+    return _checkout(result), extract_tree(result.archive, request.max_bytes)

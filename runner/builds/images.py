@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.backend.base import Backend, BuildContext, BuildLimits
+from runner.backend.base import Backend, BuildContext, BuildLimits, ImageBuild
 
 RUNTIME_REPO = "botrunner/runtime"
 DEPS_REPO = "botrunner/deps"
@@ -65,5 +65,5 @@ async def ensure_image(
     """Build ctx as tag unless it exists; True when it already did (a cache hit)."""
     if await backend.image_exists(tag):
         return True
-    await backend.build_image(ctx, tag, limits, on_line=on_line)
+    await backend.build_image(ImageBuild(ctx, tag, limits, on_line=on_line))
     return False

@@ -10,11 +10,9 @@ capability. docs/builds.md says why commit and not a COPY-only build.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from protocol.errors import BuildFailed
 from runner.backend import names
-from runner.backend.base import Backend, JobResult, JobSpec
+from runner.backend.base import Backend, JobLimits, JobResult, JobSpec
 
 VENV = "/opt/venv"
 # Where the requirements file is copied: the venv belongs to 65534, who can remove it again.
@@ -27,20 +25,11 @@ PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RECIPE = "pip-job-v1"
 
 
-@dataclass(frozen=True)
-class PipLimits:
-    network: str | None
-    timeout: float
-    memory_bytes: int
-    cpu: float
-    pids: int
-
-
 def requirements_text(deps: list[str]) -> str:
     return "".join(f"{d}\n" for d in deps)
 
 
-def pip_job(runtime: str, deps: list[str], tag: str, limits: PipLimits) -> JobSpec:
+def pip_job(runtime: str, deps: list[str], tag: str, limits: JobLimits) -> JobSpec:
     """The job that installs deps into the runtime's venv and is committed as tag."""
     pip = f"{VENV}/bin/pip install --no-cache-dir --no-input --progress-bar off --disable-pip-version-check"
     # The file is in the container's own layer (docker creates the workdir at create time, and
@@ -83,7 +72,7 @@ def pip_log(result: JobResult, deps: list[str]) -> str:
     return "\n".join(part for part in (head, out, err) if part)[-MAX_LOG_BYTES:]
 
 
-async def install(backend: Backend, runtime: str, deps: list[str], tag: str, limits: PipLimits) -> str:
+async def install(backend: Backend, runtime: str, deps: list[str], tag: str, limits: JobLimits) -> str:
     """Run pip for deps and commit the result as tag; BuildFailed with pip's log otherwise."""
     result = await backend.run_job(pip_job(runtime, deps, tag, limits))
     detail = pip_log(result, deps)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from redis.asyncio import Redis
 
@@ -25,34 +27,28 @@ from runner.status import build_status
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class OperationsBase:
-    def __init__(
-        self,
-        settings: Settings,
-        redis: Redis,
-        store: StateStore,
-        backend: Backend,
-        bus: EventBus,
-        watcher: EventWatcher,
-        sources: Sources,
-        secrets: Secrets | None = None,
-    ) -> None:
-        self.settings = settings
-        self.redis = redis
-        self.store = store
-        self.backend = backend
-        self.bus = bus
-        self.watcher = watcher
-        self.sources = sources
-        # Opens sealed env values and git URLs (#10); without a key file, a throwaway key pair.
-        self.secrets = secrets or Secrets.ephemeral()
-        self.limits = Limits(
-            memory_bytes=settings.memory_limit_bytes, cpu=settings.bot_cpu_limit, pids=settings.bot_pids_limit
-        )
-        self.releases = ReleaseStore(
-            redis, keep=settings.runner_keep_releases, keep_log_lines=settings.runner_keep_log_lines
-        )
-        self.gate: HealthGate | None = None  # set by the runner once its locks exist
+    settings: Settings
+    redis: Redis
+    store: StateStore
+    backend: Backend
+    bus: EventBus
+    watcher: EventWatcher
+    sources: Sources
+    # Opens sealed env values and git URLs (#10); without a key file, a throwaway key pair.
+    secrets: Secrets = field(default_factory=Secrets.ephemeral)
+    gate: HealthGate | None = field(init=False, default=None)  # set by the runner once its locks exist
+
+    @cached_property
+    def limits(self) -> Limits:
+        s = self.settings
+        return Limits(memory_bytes=s.memory_limit_bytes, cpu=s.bot_cpu_limit, pids=s.bot_pids_limit)
+
+    @cached_property
+    def releases(self) -> ReleaseStore:
+        s = self.settings
+        return ReleaseStore(self.redis, keep=s.runner_keep_releases, keep_log_lines=s.runner_keep_log_lines)
 
     async def _record(self, cmd: Command) -> BotRecord:
         name = validate_name(cmd.name)

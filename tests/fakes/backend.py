@@ -24,11 +24,10 @@ from dataclasses import dataclass, field, replace
 from protocol.errors import BuildFailed, DockerUnavailable, NotFound
 from runner.backend.base import (
     Backend,
-    BuildContext,
-    BuildLimits,
     ContainerInfo,
     ContainerSpec,
     DockerEvent,
+    ImageBuild,
     ImageRemoval,
     JobResult,
     JobSpec,
@@ -298,23 +297,16 @@ class FakeBackend:
     async def image_exists(self, ref: str) -> bool:
         return await self.image_id(ref) is not None
 
-    async def build_image(
-        self,
-        context: BuildContext,
-        tag: str,
-        limits: BuildLimits,
-        *,
-        labels: dict[str, str] | None = None,
-        on_line: Callable[[str], None] | None = None,
-    ) -> None:
+    async def build_image(self, build: ImageBuild) -> None:
         await self._enter("build_image")
+        tag, context = build.tag, build.context
         if tag in self.images:
             return
         if tag in self.fail_builds:
             raise BuildFailed("the image build failed; see the build log", detail="fake build failure")
         self.builds.append(tag)
-        if on_line is not None:
-            on_line("Step 1/1 : FROM fake")
+        if build.on_line is not None:
+            build.on_line("Step 1/1 : FROM fake")
         self.images[tag] = f"sha256:{len(self.images):064x}"
         self.image_sizes[tag] = len(context.dockerfile) + sum(len(b) for b in context.files.values())
 

@@ -8,9 +8,10 @@ import tarfile
 import pytest
 
 from protocol.errors import BotrunnerError, ErrorCode, InvalidSource
+from runner.backend.base import JobLimits
 from runner.builds.clonejob import extract_tree
 from runner.builds.dockerfile_check import check_dockerfile, registry_host, scan
-from runner.builds.pipjob import PipLimits, pip_job
+from runner.builds.pipjob import pip_job
 from runner.sources import check_policy
 
 
@@ -74,7 +75,7 @@ def test_dockerfile_policy() -> None:
 
 
 def test_the_pip_job_is_sandboxed_and_committed() -> None:
-    limits = PipLimits(network="botrunner-bots", timeout=60, memory_bytes=1 << 30, cpu=1.0, pids=256)
+    limits = JobLimits(network="botrunner-bots", timeout=60, memory_bytes=1 << 30, cpu=1.0, pids=256)
     spec = pip_job("botrunner/runtime:x", ["tomli==2.0.1"], "botrunner/deps:abc", limits)
     assert spec.user == "65534:65534" and not spec.read_only and spec.network == "botrunner-bots"
     assert spec.commit_to == "botrunner/deps:abc" and spec.pids == 256 and spec.timeout == 60

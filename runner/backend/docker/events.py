@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from protocol.errors import DockerUnavailable
 from runner.backend import names
@@ -44,65 +44,69 @@ def event_time(ev: dict[str, Any]) -> float | None:
     return float(ev["time"]) if ev.get("time") else None
 
 
-def pump_container_events(
-    client: Any,
-    instance: str,
-    parse: Callable[[dict[str, Any]], T | None],
-    put: Callable[[T], None],
-    stop: threading.Event,
-    holder: dict[str, Any],
-) -> None:
-    """Blocking: this engine's container events of an instance, parsed, until stop or a broken
-    stream (raised: the caller reports it). Both the docker and the swarm backends read with it."""
-    flt = {"type": "container", "label": [f"{names.LABEL_INSTANCE}={instance}"]}
-    stream = client.events(decode=True, filters=flt)
-    holder["stream"] = stream
-    for ev in stream:
-        if stop.is_set():
-            return
-        parsed = parse(ev)
-        if parsed is not None:
-            put(parsed)
-    raise ConnectionError("docker event stream ended")
+class EventFeed(Generic[T]):
+    """This engine's container events of an instance, parsed in a daemon thread and handed to the
+    loop; other items (the swarm's task poller's) may join them. A broken stream, or an exception
+    put in, ends the feed: `get` raises DockerUnavailable. The docker and swarm backends read it."""
 
+    def __init__(self, source: str, on_break: Callable[[], None]) -> None:
+        self.source = source  # "docker event stream": what broke, in the error
+        self.on_break = on_break  # the backend forgets its client
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[T | Exception] = asyncio.Queue()
+        self._stop = threading.Event()
+        self._stream: Any = None
 
-def close_stream(holder: dict[str, Any]) -> None:
-    """Close the event stream pump_container_events left in holder, if any (it may be dead)."""
-    stream = holder.get("stream")
-    if stream is not None:
+    def put(self, item: T | Exception) -> None:
+        """From any thread."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def start(
+        self, client: Any, instance: str, parse: Callable[[dict[str, Any]], T | None], name: str
+    ) -> None:
+        thread = threading.Thread(target=self._pump, args=(client, instance, parse), name=name, daemon=True)
+        thread.start()
+
+    def _pump(self, client: Any, instance: str, parse: Callable[[dict[str, Any]], T | None]) -> None:
+        """Blocking: the events, parsed, until close() or a broken stream (put in for `get`)."""
         try:
-            stream.close()
-        except Exception:  # the stream may already be dead
-            log.debug("closing event stream failed", exc_info=True)
+            flt = {"type": "container", "label": [f"{names.LABEL_INSTANCE}={instance}"]}
+            self._stream = client.events(decode=True, filters=flt)
+            for ev in self._stream:
+                if self._stop.is_set():
+                    return
+                parsed = parse(ev)
+                if parsed is not None:
+                    self.put(parsed)
+            raise ConnectionError("docker event stream ended")
+        except Exception as e:
+            if not self._stop.is_set():
+                self.put(e)
+
+    async def get(self) -> T:
+        item = await self._queue.get()
+        if isinstance(item, Exception):
+            self.on_break()
+            raise DockerUnavailable(f"{self.source} broke: {item}") from item
+        return item
+
+    def close(self) -> None:
+        """Stop the pump and close its stream, if any (it may be dead)."""
+        self._stop.set()
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except Exception:  # the stream may already be dead
+                log.debug("closing event stream failed", exc_info=True)
 
 
 class Events(Engine):
     async def events(self) -> AsyncIterator[DockerEvent]:
         """Stream container events from a thread; a broken stream raises DockerUnavailable."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[DockerEvent | Exception] = asyncio.Queue()
-        stop = threading.Event()
-        holder: dict[str, Any] = {}
-
-        def put(item: DockerEvent | Exception) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def pump() -> None:
-            try:
-                pump_container_events(self.client, self.instance, parse_event, put, stop, holder)
-            except Exception as e:
-                if not stop.is_set():
-                    put(e)
-
-        thread = threading.Thread(target=pump, name="docker-events", daemon=True)
-        thread.start()
+        feed: EventFeed[DockerEvent] = EventFeed("docker event stream", self._reset)
+        feed.start(self.client, self.instance, parse_event, "docker-events")
         try:
             while True:
-                item = await queue.get()
-                if isinstance(item, Exception):
-                    self._reset()
-                    raise DockerUnavailable(f"docker event stream broke: {item}") from item
-                yield item
+                yield await feed.get()
         finally:
-            stop.set()
-            close_stream(holder)
+            feed.close()

@@ -7,14 +7,13 @@ import logging
 import tarfile
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import docker.errors
 
 from protocol.errors import BuildFailed
 from runner.backend import names
-from runner.backend.base import BuildContext, BuildLimits, ImageRemoval
+from runner.backend.base import BuildContext, ImageBuild, ImageRemoval
 from runner.backend.docker.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -55,42 +54,24 @@ class Images(Engine):
     async def image_exists(self, ref: str) -> bool:
         return await self.image_id(ref) is not None
 
-    async def build_image(
-        self,
-        context: BuildContext,
-        tag: str,
-        limits: BuildLimits,
-        *,
-        labels: dict[str, str] | None = None,
-        on_line: Callable[[str], None] | None = None,
-    ) -> None:
-        def run(cancelled: threading.Event) -> None:
-            self._build(context, tag, limits, labels or {}, on_line, cancelled)
+    async def build_image(self, build: ImageBuild) -> None:
+        await self._daemon(lambda cancelled: self._build(build, cancelled), "image-build")
 
-        await self._daemon(run, "image-build")
-
-    def _build(
-        self,
-        ctx: BuildContext,
-        tag: str,
-        limits: BuildLimits,
-        labels: dict[str, str],
-        on_line: Callable[[str], None] | None,
-        cancelled: threading.Event,
-    ) -> None:
-        """Build ctx as tag unless it exists. Raises BuildFailed with the log's tail."""
+    def _build(self, build: ImageBuild, cancelled: threading.Event) -> None:
+        """Build it unless its tag exists. Raises BuildFailed with the log's tail."""
+        tag, limits = build.tag, build.limits
         if self._image_id(tag) is not None:
             return
         started = time.monotonic()
         logs: list[str] = []
         kwargs: dict[str, Any] = {
-            "fileobj": context_tar(ctx),
+            "fileobj": context_tar(build.context),
             "custom_context": True,
             "tag": tag,
             "rm": True,
             "forcerm": True,  # a failed legacy build leaves its container behind otherwise
             "decode": True,
-            "labels": {names.LABEL_MANAGED: "true", names.LABEL_KIND: "image", **labels},
+            "labels": {names.LABEL_MANAGED: "true", names.LABEL_KIND: "image", **build.labels},
             "container_limits": {"memory": limits.memory_bytes, "memswap": limits.memory_bytes},
             "timeout": int(limits.timeout) + 30,
         }
@@ -105,8 +86,8 @@ class Images(Engine):
                 if "stream" in chunk:
                     for line in str(chunk["stream"]).splitlines():
                         logs.append(line)
-                        if on_line is not None:
-                            on_line(line)
+                        if build.on_line is not None:
+                            build.on_line(line)
                 if "error" in chunk:
                     logs.append(str(chunk["error"]))
                     raise BuildFailed("the image build failed; see the build log", detail=tail(logs))

@@ -18,7 +18,7 @@ import docker.errors
 
 from protocol.errors import BuildFailed
 from runner.backend import names
-from runner.backend.base import BuildContext, BuildLimits, ContainerSpec
+from runner.backend.base import BuildContext, BuildLimits, ContainerSpec, ImageBuild
 from runner.backend.docker.images import Images
 from runner.backend.swarm import spec as sp
 from runner.backend.swarm.cluster import Cluster
@@ -94,7 +94,7 @@ class Delivery(Cluster, Images):
             files={f"app/{p}": d for p, d in spec.files.items()},
         )
         labels = {names.LABEL_INSTANCE: self.instance, names.LABEL_OWNER: str(spec.owner)}
-        self._build(ctx, tag, CODE_BUILD, labels, None, threading.Event())
+        self._build(ImageBuild(ctx, tag, CODE_BUILD, labels), threading.Event())
         return tag
 
     def _publish(self, image: str) -> str:

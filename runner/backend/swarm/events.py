@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import docker.errors
@@ -21,7 +20,7 @@ import docker.errors
 from protocol.errors import DockerUnavailable
 from runner.backend import names
 from runner.backend.base import DockerEvent
-from runner.backend.docker.events import close_stream, event_time, pump_container_events
+from runner.backend.docker.events import EventFeed, event_time
 from runner.backend.swarm.cluster import Cluster
 from runner.backend.swarm.tasks import ENDED, TaskTracker, bot_id, state
 
@@ -52,28 +51,20 @@ def local_event(ev: dict[str, Any]) -> tuple[DockerEvent, str] | None:
     return ev_out, str(task_id)
 
 
-Item = tuple[DockerEvent, str] | Exception
+Item = tuple[DockerEvent, str]  # the event, and the task it is about
 
 
 class SwarmEvents(Cluster):
-    def _pump(self, put: Callable[[Item], None], stop: threading.Event, holder: dict[str, Any]) -> None:
-        """This node's container events, in a thread: die and oom of bot tasks."""
-        try:
-            pump_container_events(self.client, self.instance, local_event, put, stop, holder)
-        except Exception as e:
-            if not stop.is_set():
-                put(e)
-
-    async def _poll(self, queue: asyncio.Queue[Item], tracker: TaskTracker) -> None:
+    async def _poll(self, feed: EventFeed[Item], tracker: TaskTracker) -> None:
         """Every bot task of the instance, listed in one call per interval."""
         while True:
             try:
                 listing = await self._call(self._all_tasks)
             except DockerUnavailable as e:
-                queue.put_nowait(e)
+                feed.put(e)
                 return
             for item in tracker.update(listing):
-                queue.put_nowait(item)
+                feed.put(item)
             await asyncio.sleep(POLL_INTERVAL_S)
 
     def _task_ended(self, task_id: str) -> None:
@@ -89,24 +80,13 @@ class SwarmEvents(Cluster):
             time.sleep(0.05)
 
     async def events(self) -> AsyncIterator[DockerEvent]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Item] = asyncio.Queue()
-        stop = threading.Event()
-        holder: dict[str, Any] = {}
+        feed: EventFeed[Item] = EventFeed("swarm event source", self._reset)
+        feed.start(self.client, self.instance, local_event, "swarm-pump")
         tracker = TaskTracker()
-
-        def put(item: Item) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        threading.Thread(target=self._pump, args=(put, stop, holder), name="swarm-pump", daemon=True).start()
-        poller = asyncio.create_task(self._poll(queue, tracker), name="swarm-task-poll")
+        poller = asyncio.create_task(self._poll(feed, tracker), name="swarm-task-poll")
         try:
             while True:
-                item = await queue.get()
-                if isinstance(item, Exception):
-                    self._reset()
-                    raise DockerUnavailable(f"swarm event source broke: {item}") from item
-                ev, task_id = item
+                ev, task_id = await feed.get()
                 # Each death once, whoever saw it first.
                 if ev.action == "start" and not tracker.mark_started(task_id):
                     continue
@@ -116,6 +96,5 @@ class SwarmEvents(Cluster):
                     await self._call(self._task_ended, task_id)
                 yield ev
         finally:
-            stop.set()
             poller.cancel()
-            close_stream(holder)
+            feed.close()
