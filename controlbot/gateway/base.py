@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any
 
@@ -42,8 +41,6 @@ log = logging.getLogger(__name__)
 # How long a deploy may wait in the queue before the runner drops it unread (within the
 # requester's own BUILD_TIMEOUT_S wait, so the requester hears EXPIRED rather than a timeout).
 DEPLOY_QUEUE_WAIT_S = 600.0
-_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 # Operations that change nothing: every other op is audited, so a new one is audited for free.
 READS = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.STATS, Op.QUOTA, Op.RELEASES})
 VERDICT_POLL_S = 0.25
