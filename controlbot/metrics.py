@@ -24,16 +24,15 @@ from aiogram.exceptions import (
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import Counter, Histogram
 
 from controlbot.middlewares import Handler
+from protocol import prometheus
 
 if TYPE_CHECKING:
     from aiogram import Bot
 
-# The *_created series double every counter's lines and tell Prometheus nothing it needs here.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY = prometheus.registry()
 
 COMMANDS = Counter(
     "botrunner_commands_total",
