@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cli import audit, backups, deploy, logs, releases, render, stats
 from cli.args import parse_env_changes
-from cli.context import DEFAULT_URL, Options, failures, options
+from cli.client import Client
+from cli.context import DEFAULT_URL, Options, failures, options, show
 
 app = typer.Typer(
     name="botrunner",
@@ -49,12 +50,10 @@ app.command()(releases.rollback)
 @app.command("list")
 def list_bots(ctx: typer.Context) -> None:
     """Your bots with their states, and the quota use."""
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        body = client.list_bots()
-    if opts.json:
-        render.print_json(body)
-        return
+    show(ctx, Client.list_bots, _print_bots)
+
+
+def _print_bots(body: dict[str, Any]) -> None:
     if not body["bots"]:
         render.out.print(
             f"no bots yet (bots: {render.quota_text(body.get('quota'))}); deploy one with "
@@ -68,35 +67,21 @@ def list_bots(ctx: typer.Context) -> None:
 @app.command()
 def quota(ctx: typer.Context) -> None:
     """Your bots against your limit."""
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        body = client.quota()
-    if opts.json:
-        render.print_json(body)
-    else:
-        render.out.print(f"bots: {render.quota_text(body)}", markup=False)
+    show(ctx, Client.quota, lambda body: render.out.print(f"bots: {render.quota_text(body)}", markup=False))
 
 
 @app.command()
 def status(ctx: typer.Context, name: NameArg) -> None:
     """A bot's state, uptime, restarts, resources against the limits, source and container."""
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        bot = client.bot(name)
-    if opts.json:
-        render.print_json(bot)
-    else:
-        render.out.print(render.status_card(bot))
+    show(ctx, lambda client: client.bot(name), lambda bot: render.out.print(render.status_card(bot)))
 
 
 def _action(ctx: typer.Context, name: str, action: str, verb: str) -> None:
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        bot = client.action(name, action)
-    if opts.json:
-        render.print_json(bot)
-    else:
-        render.out.print(f"{render.state_label(bot['state'])}  {name} {verb}")
+    show(
+        ctx,
+        lambda client: client.action(name, action),
+        lambda bot: render.out.print(f"{render.state_label(bot['state'])}  {name} {verb}"),
+    )
 
 
 @app.command()
@@ -114,13 +99,11 @@ def restart(ctx: typer.Context, name: NameArg) -> None:
 @app.command("delete-webhook")
 def delete_webhook(ctx: typer.Context, name: NameArg) -> None:
     """Remove the webhook on the bot's token, which keeps a polling bot from getting updates."""
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        bot = client.json("DELETE", f"/api/bots/{name}/webhook")
-    if opts.json:
-        render.print_json(bot)
-    else:
-        render.out.print(f"{render.state_label(bot['state'])}  {name}: webhook removed")
+    show(
+        ctx,
+        lambda client: client.json("DELETE", f"/api/bots/{name}/webhook"),
+        lambda bot: render.out.print(f"{render.state_label(bot['state'])}  {name}: webhook removed"),
+    )
 
 
 @app.command()
@@ -144,16 +127,16 @@ def env(
     ] = None,
 ) -> None:
     """Change a bot's env: KEY=VALUE sets a variable, -KEY unsets one. The bot restarts to apply them."""
-    opts = options(ctx)
     patch = parse_env_changes(changes or [])
-    with failures(opts), opts.client() as client:
-        bot = client.set_env(name, patch)
-    if opts.json:
-        render.print_json(bot)
-        return
     set_keys = [k for k, v in patch.items() if v is not None]
     unset_keys = [k for k, v in patch.items() if v is None]
     parts = ([f"set {', '.join(set_keys)}"] if set_keys else []) + (
         [f"unset {', '.join(unset_keys)}"] if unset_keys else []
     )
-    render.out.print(f"{render.state_label(bot['state'])}  {name}: {'; '.join(parts)}", markup=False)
+    show(
+        ctx,
+        lambda client: client.set_env(name, patch),
+        lambda bot: render.out.print(
+            f"{render.state_label(bot['state'])}  {name}: {'; '.join(parts)}", markup=False
+        ),
+    )

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli import render
-from cli.context import failures, options
+from cli.context import show
 
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="How many entries, newest first.")]
 
@@ -24,12 +24,11 @@ def table(entries: list[dict[str, Any]]) -> Table:
 
 
 def _show(ctx: typer.Context, path: str, params: dict[str, Any]) -> None:
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        body = client.json("GET", path, params=params)
-    if opts.json:
-        render.print_json(body)
-    elif not body["entries"]:
+    show(ctx, lambda client: client.json("GET", path, params=params), _print_entries)
+
+
+def _print_entries(body: dict[str, Any]) -> None:
+    if not body["entries"]:
         render.out.print("nothing recorded yet", markup=False)
     else:
         render.out.print(table(body["entries"]))

@@ -9,7 +9,7 @@ import typer
 
 from cli import render
 from cli.client import DEPLOY_TIMEOUT
-from cli.context import failures, options
+from cli.context import failures, options, show
 
 NameArg = Annotated[str, typer.Argument(help="The bot's name.", show_default=False)]
 
@@ -38,17 +38,17 @@ def restore(
     ],
 ) -> None:
     """Replace a bot's /data with a .tar.gz; the bot restarts."""
-    opts = options(ctx)
     headers = {"Content-Type": "application/gzip"}
-    with failures(opts), opts.client() as client:
-        bot = client.request(
+    show(
+        ctx,
+        lambda client: client.request(
             "PUT",
             f"/api/bots/{name}/data",
             content=archive.read_bytes(),
             headers=headers,
             timeout=DEPLOY_TIMEOUT,
-        ).json()
-    if opts.json:
-        render.print_json(bot)
-    else:
-        render.out.print(f"{render.state_label(bot['state'])}  {name}: /data restored", markup=False)
+        ).json(),
+        lambda bot: render.out.print(
+            f"{render.state_label(bot['state'])}  {name}: /data restored", markup=False
+        ),
+    )

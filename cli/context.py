@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import typer
 
@@ -12,6 +13,8 @@ from cli import render
 from cli.client import ApiError, Client
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,14 @@ def failures(opts: Options) -> Iterator[None]:
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def show(ctx: typer.Context, call: Callable[[Client], T], human: Callable[[T], None]) -> None:
+    """Make one API call and print its answer: as JSON with --json, else as `human` puts it."""
+    opts = options(ctx)
+    with failures(opts), opts.client() as client:
+        body = call(client)
+    if opts.json:
+        render.print_json(body)
+    else:
+        human(body)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli import render
-from cli.context import failures, options
+from cli.context import show
 
 NameArg = Annotated[str, typer.Argument(help="The bot's name.", show_default=False)]
 
@@ -44,13 +44,7 @@ def releases_table(releases: list[dict[str, Any]]) -> Table:
 
 def releases(ctx: typer.Context, name: NameArg) -> None:
     """A bot's kept releases, newest first, and which one is current."""
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        body = client.releases(name)
-    if opts.json:
-        render.print_json(body)
-    else:
-        render.out.print(releases_table(body))
+    show(ctx, lambda client: client.releases(name), lambda body: render.out.print(releases_table(body)))
 
 
 def rollback(
@@ -64,12 +58,14 @@ def rollback(
     ] = False,
 ) -> None:
     """Run an earlier release again (its code, image and env); it becomes a new release."""
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        bot = client.rollback(name, to, wait_health=wait_health)
-    if opts.json:
-        render.print_json(bot)
-        return
+    show(
+        ctx,
+        lambda client: client.rollback(name, to, wait_health=wait_health),
+        lambda bot: _rolled_back(name, bot),
+    )
+
+
+def _rolled_back(name: str, bot: dict[str, Any]) -> None:
     verdict = (bot.get("health") or {}).get("verdict")
     tail = f" ({verdict})" if verdict else ""
     render.out.print(

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli import render
-from cli.context import failures, options
+from cli.context import failures, options, show
 
 NameArg = Annotated[str, typer.Argument(help="The bot's name.", show_default=False)]
 RangeOpt = Annotated[str, typer.Option("--range", "-r", help="1h, 24h or 7d.")]
@@ -58,12 +58,10 @@ def stats(
 
 def top(ctx: typer.Context) -> None:
     """Every hosted bot by memory use, with its owner (admins)."""
-    opts = options(ctx)
-    with failures(opts), opts.client() as client:
-        body = client.json("GET", "/api/top")
-    if opts.json:
-        render.print_json(body)
-        return
+    show(ctx, lambda client: client.json("GET", "/api/top"), _print_top)
+
+
+def _print_top(body: dict[str, Any]) -> None:
     table = Table("owner", "bot", "state", "memory", "cpu")
     for b in body["bots"]:
         cpu = "—" if b.get("cpu_percent") is None else f"{b['cpu_percent']:.1f}%"

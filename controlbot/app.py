@@ -39,7 +39,7 @@ from controlbot.handlers import (
     token,
 )
 from controlbot.i18n import create_i18n
-from controlbot.metrics import ApiErrorCounter, count_update
+from controlbot.metrics import count_api_error, count_update
 from controlbot.middlewares.access import AccessMiddleware
 from controlbot.middlewares.groups import PrivateEnvMiddleware
 from controlbot.middlewares.locale import LocaleMiddleware
@@ -57,7 +57,7 @@ REDIS_READ_TIMEOUT_S = 15.0
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfterMiddleware())
-    session.middleware(ApiErrorCounter())  # inside the retries: each failed call counts once
+    session.middleware(count_api_error)  # inside the retries: each failed call counts once
     return Bot(settings.bot_token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 

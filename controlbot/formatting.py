@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from enum import StrEnum
 from html import escape, unescape
+from typing import TypeVar
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
+from babel.support import LazyProxy
 
 from protocol import sealing
 from protocol.models import BotState, BotStatus, SourceKind
@@ -19,6 +24,8 @@ SUBJECT_MAX = 80
 _USERINFO_RE = re.compile(r"(?<=://)[^/@\s]*@")
 # Terminal colours in build output (pip's errors come red): noise in chat and in a .txt.
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+E = TypeVar("E", bound=StrEnum)
 
 STATE_ICONS: dict[BotState, str] = {
     BotState.RUNNING: "🟢",
@@ -35,16 +42,21 @@ def tg_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def state_name(state: BotState) -> str:
-    names = {
-        BotState.RUNNING: _("running"),
-        BotState.STARTING: _("starting"),
-        BotState.RESTARTING: _("restarting"),
-        BotState.STOPPED: _("stopped"),
-        BotState.CRASHED: _("crashed"),
-        BotState.MISSING: _("missing"),
-    }
-    return names[state]
+# What chat calls each state; lazy, so each reader gets their own language.
+STATE_NAMES: dict[BotState, LazyProxy] = {
+    BotState.RUNNING: __("running"),
+    BotState.STARTING: __("starting"),
+    BotState.RESTARTING: __("restarting"),
+    BotState.STOPPED: __("stopped"),
+    BotState.CRASHED: __("crashed"),
+    BotState.MISSING: __("missing"),
+}
+
+
+def enum_name(names: Mapping[E, LazyProxy], value: E) -> str:
+    """The localised name of an enum value, or its raw value when names has none."""
+    name = names.get(value)
+    return value.value if name is None else str(name)
 
 
 def duration(seconds: float | None) -> str:
@@ -101,7 +113,7 @@ def exit_text(exit_code: int | None, oom_killed: bool, memory_limit: int | None)
 def card(bot: BotStatus, viewer: int) -> str:
     """The status card of one bot."""
     icon = STATE_ICONS.get(bot.state, "⚪")
-    lines = [f"{icon} <b>{escape(bot_ref(bot, viewer))}</b> — {state_name(bot.state)}"]
+    lines = [f"{icon} <b>{escape(bot_ref(bot, viewer))}</b> — {enum_name(STATE_NAMES, bot.state)}"]
     if bot.state in (BotState.RUNNING, BotState.RESTARTING, BotState.STARTING):
         lines.append(_("Uptime: {uptime}").format(uptime=duration(bot.uptime_seconds)))
     lines.append(_("Restarts: {n}").format(n=bot.restart_count))
@@ -158,7 +170,7 @@ def source_lines(bot: BotStatus) -> list[str]:
 
 def list_line(bot: BotStatus, viewer: int) -> str:
     icon = STATE_ICONS.get(bot.state, "⚪")
-    line = f"{icon} <b>{escape(bot_ref(bot, viewer))}</b> — {state_name(bot.state)}"
+    line = f"{icon} <b>{escape(bot_ref(bot, viewer))}</b> — {enum_name(STATE_NAMES, bot.state)}"
     if bot.state == BotState.RUNNING and bot.uptime_seconds is not None:
         line += f", {duration(bot.uptime_seconds)}"
     return line

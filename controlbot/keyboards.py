@@ -122,23 +122,22 @@ def bot_list(bots: list[BotStatus], viewer: int) -> InlineKeyboardMarkup | None:
     return kb.as_markup() if list(kb.buttons) else None
 
 
-def flow_env() -> InlineKeyboardMarkup:
+def _flow(*buttons: tuple[str, FlowAction]) -> InlineKeyboardMarkup:
+    """A step of the guided deploy: its own buttons, then Cancel, side by side."""
     kb = InlineKeyboardBuilder()
-    kb.button(text=_("⏭ No variables"), callback_data=FlowCb(action=FlowAction.SKIP_ENV))
-    kb.button(text=_("✖️ Cancel"), callback_data=FlowCb(action=FlowAction.CANCEL))
+    for text, action in (*buttons, (_("✖️ Cancel"), FlowAction.CANCEL)):
+        kb.button(text=text, callback_data=FlowCb(action=action))
     kb.adjust(2)
     return kb.as_markup()
+
+
+def flow_env() -> InlineKeyboardMarkup:
+    return _flow((_("⏭ No variables"), FlowAction.SKIP_ENV))
 
 
 def flow_cancel() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=_("✖️ Cancel"), callback_data=FlowCb(action=FlowAction.CANCEL))
-    return kb.as_markup()
+    return _flow()
 
 
 def flow_confirm() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=_("🚀 Deploy"), callback_data=FlowCb(action=FlowAction.CONFIRM))
-    kb.button(text=_("✖️ Cancel"), callback_data=FlowCb(action=FlowAction.CANCEL))
-    kb.adjust(2)
-    return kb.as_markup()
+    return _flow((_("🚀 Deploy"), FlowAction.CONFIRM))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.client.session.middlewares.base import NextRequestMiddlewareType
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -24,16 +24,15 @@ from aiogram.exceptions import (
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import Counter, Histogram
 
 from controlbot.middlewares import Handler
+from protocol import prometheus
 
 if TYPE_CHECKING:
     from aiogram import Bot
 
-# The *_created series double every counter's lines and tell Prometheus nothing it needs here.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY = prometheus.registry()
 
 COMMANDS = Counter(
     "botrunner_commands_total",
@@ -83,20 +82,15 @@ def error_code(exc: TelegramAPIError) -> str:
     return "other"
 
 
-class ApiErrorCounter(BaseRequestMiddleware):
-    """Counts failed Bot API calls; installed on the bot's session."""
-
-    async def __call__(
-        self,
-        make_request: NextRequestMiddlewareType[TelegramType],
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-    ) -> Response[TelegramType]:
-        try:
-            return await make_request(bot, method)
-        except TelegramAPIError as e:
-            API_ERRORS.labels(error_code(e)).inc()
-            raise
+async def count_api_error(
+    make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
+) -> Response[TelegramType]:
+    """A request middleware on the bot's session: one count per failed Bot API call, by status."""
+    try:
+        return await make_request(bot, method)
+    except TelegramAPIError as e:
+        API_ERRORS.labels(error_code(e)).inc()
+        raise
 
 
 async def count_update(handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:

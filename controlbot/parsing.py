@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Container
 from dataclasses import dataclass, field
 from html import escape as _esc
 
@@ -13,7 +14,16 @@ from controlbot.gateway import Target
 from protocol.errors import ErrorCode, NotFound
 from protocol.rules import ENV_KEY_RE, NAME_RE
 
-__all__ = ["EnvChanges", "Target", "check_name", "parse_env", "parse_target", "split_args", "target_args"]
+__all__ = [
+    "EnvChanges",
+    "Target",
+    "check_name",
+    "parse_env",
+    "parse_target",
+    "split_args",
+    "target_args",
+    "target_choice",
+]
 
 
 @dataclass
@@ -111,3 +121,16 @@ def target_args(text: str | None, user_id: int, is_admin: bool, usage: str) -> t
     if not args:
         raise Refusal(usage, code=ErrorCode.INVALID_INPUT)
     return parse_target(args[0], user_id, is_admin), args[1:]
+
+
+def target_choice(
+    text: str | None, user_id: int, is_admin: bool, usage: str, choices: Container[str]
+) -> tuple[Target, str | None]:
+    """The bot a command names, and the one optional word after it, lowercased, which must be one of
+    choices; `usage` otherwise."""
+    target, rest = target_args(text, user_id, is_admin, usage)
+    if not rest:
+        return target, None
+    if len(rest) > 1 or rest[0].lower() not in choices:
+        raise Refusal(usage, code=ErrorCode.INVALID_INPUT)
+    return target, rest[0].lower()

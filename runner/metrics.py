@@ -19,23 +19,20 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
-    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from protocol import keys
+from protocol import keys, prometheus
 from protocol.heartbeats import live_runners
 from protocol.models import Desired
 from runner.state import StateStore
 
 log = logging.getLogger(__name__)
 
-# The *_created series double every counter's lines and tell Prometheus nothing it needs here.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY = prometheus.registry()
 BUILDS = Counter(
     "botrunner_builds_total",
     "Code prepared for a deploy (clone, dependencies, image), by source kind and result.",

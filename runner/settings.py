@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -27,6 +27,16 @@ def _split_requirements(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in re.split(r",(?=\s*[A-Za-z])", value) if part.strip()]
     return value
+
+
+class _Bytes:
+    """A size setting ('256m', '1g') read in bytes, as a read-only attribute of the settings."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __get__(self, settings: BaseSettings, owner: object = None) -> int:
+        return parse_memory(getattr(settings, self.field))
 
 
 class Settings(BaseSettings):
@@ -161,30 +171,11 @@ class Settings(BaseSettings):
             raise ValueError("use letters, digits, '.', '_' or '-'")
         return value
 
-    @property
-    def memory_limit_bytes(self) -> int:
-        return parse_memory(self.bot_memory_limit)
-
-    @property
-    def build_memory_bytes(self) -> int:
-        return parse_memory(self.runner_build_memory_limit)
-
-    @property
-    def image_cache_bytes(self) -> int:
-        return parse_memory(self.runner_image_cache_bytes)
-
-    @property
-    def disk_limit_bytes(self) -> int:
-        return parse_memory(self.bot_disk_limit)
-
-    @property
-    def max_backup_bytes(self) -> int:
-        return parse_memory(self.runner_max_backup_bytes)
-
-    @property
-    def user_source_limit(self) -> int:
-        return parse_memory(self.user_source_bytes)
-
-    @property
-    def max_repo_bytes(self) -> int:
-        return parse_memory(self.git_max_repo_bytes)
+    # The size settings in bytes.
+    memory_limit_bytes: ClassVar[_Bytes] = _Bytes("bot_memory_limit")
+    build_memory_bytes: ClassVar[_Bytes] = _Bytes("runner_build_memory_limit")
+    image_cache_bytes: ClassVar[_Bytes] = _Bytes("runner_image_cache_bytes")
+    disk_limit_bytes: ClassVar[_Bytes] = _Bytes("bot_disk_limit")
+    max_backup_bytes: ClassVar[_Bytes] = _Bytes("runner_max_backup_bytes")
+    user_source_limit: ClassVar[_Bytes] = _Bytes("user_source_bytes")
+    max_repo_bytes: ClassVar[_Bytes] = _Bytes("git_max_repo_bytes")

@@ -47,13 +47,7 @@ async def with_health(ctx: ApiContext, caller: Caller, target: Target, result: R
     event = await ctx.gateway.health_verdict(result.request_id, HEALTH_WAIT_S)
     if event is None:
         return result_out(result).model_copy(update={"health": HealthOut(release=result.bot.release)})
-    health = HealthOut(
-        verdict=event.verdict,
-        release=event.release,
-        restored=event.restored,
-        exit_code=event.exit_code,
-        log_tail=event.log_tail,
-    )
+    health = HealthOut.model_validate(event.model_dump(include=set(HealthOut.model_fields)))
     now = await ctx.gateway.status(caller, target)
     return bot_out(now, result).model_copy(update={"health": health})
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from nacl.public import PublicKey
@@ -42,38 +42,28 @@ log = logging.getLogger(__name__)
 # How long a deploy may wait in the queue before the runner drops it unread (within the
 # requester's own BUILD_TIMEOUT_S wait, so the requester hears EXPIRED rather than a timeout).
 DEPLOY_QUEUE_WAIT_S = 600.0
-_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 # Operations that change nothing: every other op is audited, so a new one is audited for free.
 READS = frozenset({Op.STATUS, Op.LOGS, Op.LIST, Op.SYSTEM, Op.STATS, Op.QUOTA, Op.RELEASES})
 VERDICT_POLL_S = 0.25
 
 
+@dataclass(eq=False)
 class GatewayBase:
     """The gateway's plumbing: its clients, sealing, the runner's health, and the one `call`."""
 
-    def __init__(
-        self,
-        runner: RunnerClient,
-        *,
-        bot_token: str,
-        max_upload_bytes: int,
-        telegram: TokenChecker | None = None,
-        max_backup_bytes: int = 200 << 20,
-        public_keys: PublicKeyCache | None = None,
-        limiter: RateLimiter | None = None,
-        audit: AuditLog | None = None,
-    ) -> None:
-        self.runner = runner
-        self.max_backup_bytes = max_backup_bytes
-        self.bot_token = bot_token
-        self.max_upload_bytes = max_upload_bytes
-        self.telegram = telegram
-        # The runner's published key: env values and git credentials are sealed with it (#10).
-        self.public_keys = public_keys or PublicKeyCache(runner.redis)
-        self.limiter = limiter
+    runner: RunnerClient
+    _: KW_ONLY
+    bot_token: str = field(repr=False)
+    max_upload_bytes: int
+    telegram: TokenChecker | None = None
+    max_backup_bytes: int = 200 << 20
+    limiter: RateLimiter | None = None
+    audit: AuditLog | None = None
+    # The runner's published key: env values and git credentials are sealed with it (#10).
+    public_keys: PublicKeyCache = field(init=False, repr=False)
 
-        self.audit = audit
+    def __post_init__(self) -> None:
+        self.public_keys = PublicKeyCache(self.runner.redis)
 
     async def check_tokens(self, env: dict[str, str] | None) -> TokenCheck:
         """Ask Telegram about the bot tokens in env (TOKEN_INVALID when it rejects one)."""

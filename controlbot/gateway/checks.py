@@ -20,7 +20,6 @@ from protocol.models import (
 log = logging.getLogger(__name__)
 
 
-DEPLOY_QUEUE_WAIT_S = 600.0
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 

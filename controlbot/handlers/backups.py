@@ -13,9 +13,9 @@ from aiogram.utils.i18n import gettext as _
 
 from controlbot import cards, formatting
 from controlbot.errors import Refusal, mb
-from controlbot.gateway import Caller, Gateway
+from controlbot.gateway import Caller, Gateway, Target
 from controlbot.handlers.deploy import attached_document
-from controlbot.parsing import target_args
+from controlbot.parsing import target_args, target_choice
 from protocol.errors import ErrorCode
 from protocol.models import BackupMode
 
@@ -27,37 +27,13 @@ _MODES = {"daily": BackupMode.DAILY, "off": BackupMode.OFF, "list": BackupMode.L
 
 
 @router.message(Command("backup"))
-async def cmd_backup(
-    message: Message, command: CommandObject, bot: Bot, caller: Caller, gateway: Gateway
-) -> None:
+async def cmd_backup(message: Message, command: CommandObject, caller: Caller, gateway: Gateway) -> None:
     usage = _("Usage: /backup name [daily|off|list]")
-    target, rest = target_args(command.args, caller.id, caller.admin, usage)
-    name = escape(target.ref(caller.id))
-    if rest:
-        if len(rest) != 1 or rest[0].lower() not in _MODES:
-            raise Refusal(usage, code=ErrorCode.INVALID_INPUT)
-        mode = _MODES[rest[0].lower()]
-        result = await gateway.backup_schedule(caller, target, mode)
-        if mode is BackupMode.LIST:
-            lines = [
-                f"• <code>{escape(b.filename)}</code> · {formatting.size(b.size_bytes)} · "
-                + formatting.duration(time.time() - b.created_at)
-                for b in result.backups or []
-            ]
-            head = _("🗄 Daily backups of <b>{name}</b>:").format(name=name)
-            await message.answer(
-                "\n".join([head, *lines])
-                if lines
-                else _("No daily backups of <b>{name}</b> yet.").format(name=name)
-            )
-            return
-        text = (
-            _("🗄 <b>{name}</b> is backed up daily; /backup {name} list shows the kept archives.")
-            if mode is BackupMode.DAILY
-            else _("🗄 Daily backups of <b>{name}</b> are off.")
-        ).format(name=name)
-        await cards.answer(message, text, result.bot, caller.id)
+    target, mode = target_choice(command.args, caller.id, caller.admin, usage, _MODES)
+    if mode is not None:
+        await _schedule(message, caller, gateway, target, _MODES[mode])
         return
+    name = escape(target.ref(caller.id))
     info, data = await gateway.backup(caller, target)
     if info.size_bytes > MAX_DOCUMENT_BYTES:
         raise Refusal(
@@ -68,7 +44,34 @@ async def cmd_backup(
             code=ErrorCode.INVALID_INPUT,
         )
     caption = _("🗄 /data of <b>{name}</b>, {size} MB").format(name=name, size=mb(info.size_bytes))
-    await bot.send_document(message.chat.id, BufferedInputFile(data, filename=info.filename), caption=caption)
+    await message.answer_document(BufferedInputFile(data, filename=info.filename), caption=caption)
+
+
+async def _schedule(
+    message: Message, caller: Caller, gateway: Gateway, target: Target, mode: BackupMode
+) -> None:
+    """/backup name daily|off|list: turn the daily backups on or off, or list the kept ones."""
+    name = escape(target.ref(caller.id))
+    result = await gateway.backup_schedule(caller, target, mode)
+    if mode is BackupMode.LIST:
+        lines = [
+            f"• <code>{escape(b.filename)}</code> · {formatting.size(b.size_bytes)} · "
+            + formatting.duration(time.time() - b.created_at)
+            for b in result.backups or []
+        ]
+        head = _("🗄 Daily backups of <b>{name}</b>:").format(name=name)
+        await message.answer(
+            "\n".join([head, *lines])
+            if lines
+            else _("No daily backups of <b>{name}</b> yet.").format(name=name)
+        )
+        return
+    text = (
+        _("🗄 <b>{name}</b> is backed up daily; /backup {name} list shows the kept archives.")
+        if mode is BackupMode.DAILY
+        else _("🗄 Daily backups of <b>{name}</b> are off.")
+    ).format(name=name)
+    await cards.answer(message, text, result.bot, caller.id)
 
 
 @router.message(Command("restore"))

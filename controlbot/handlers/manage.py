@@ -1,4 +1,4 @@
-"""/stop, /restart, /delete, and the card buttons doing the same (Start, Update, Delete with confirmation)."""
+"""/stop, /restart, /delete, and the card buttons doing the same (Start, Delete with confirmation)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from controlbot import cards, formatting, keyboards
 from controlbot.callbacks import BotAction, BotCb
 from controlbot.gateway import Caller, Gateway, press_target
 from controlbot.parsing import Target, target_args
-from protocol.models import BotStatus, Op, SourceKind
+from protocol.models import Op
 
 router = Router(name="manage")
 
@@ -120,29 +120,6 @@ async def press_delete_cancel(query: CallbackQuery, callback_data: BotCb, caller
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(text)
-
-
-@router.callback_query(BotCb.filter(F.action == BotAction.UPDATE))
-async def press_update(
-    query: CallbackQuery, callback_data: BotCb, bot: Bot, caller: Caller, gateway: Gateway
-) -> None:
-    target = press_target(caller, callback_data.owner, callback_data.name)
-    status = await gateway.status(caller, target)
-    await query.answer()
-    await bot.send_message(query.from_user.id, update_hint(status, target, caller))
-
-
-def update_hint(status: BotStatus, target: Target, caller: Caller) -> str:
-    name = escape(target.ref(caller.id))
-    if status.source.kind is SourceKind.GIT:
-        return _(
-            "Send <code>/update {name}</code> to pull the latest commit of <b>{branch}</b> "
-            "(or <code>--branch B</code>, <code>--commit SHA</code>). A .py or .zip with that caption "
-            "replaces the code instead."
-        ).format(name=name, branch=escape(status.source.branch or "main"))
-    return _(
-        "Send the new .py file with the caption <code>/update {name}</code> (add KEY=VALUE to change env)."
-    ).format(name=name)
 
 
 @router.callback_query(BotCb.filter(F.action == BotAction.DELETE_WEBHOOK))

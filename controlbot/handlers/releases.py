@@ -9,6 +9,8 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
+from babel.support import LazyProxy
 
 from controlbot import cards, formatting, gatewatch, keyboards
 from controlbot.callbacks import BotAction, BotCb, ReleaseLogsCb
@@ -20,14 +22,13 @@ from protocol.models import Op, ReleaseInfo, Result, SourceKind
 router = Router(name="releases")
 
 
-def op_name(op: Op) -> str:
-    names = {
-        Op.START: _("deploy"),
-        Op.UPDATE: _("update"),
-        Op.ROLLBACK: _("rollback"),
-        Op.SET_ENV: _("env change"),
-    }
-    return names.get(op, op.value)
+# What a release's line calls the operation that made it.
+OP_NAMES: dict[Op, LazyProxy] = {
+    Op.START: __("deploy"),
+    Op.UPDATE: __("update"),
+    Op.ROLLBACK: __("rollback"),
+    Op.SET_ENV: __("env change"),
+}
 
 
 def release_line(rel: ReleaseInfo, viewer: int) -> str:
@@ -39,7 +40,7 @@ def release_line(rel: ReleaseInfo, viewer: int) -> str:
         sha = f" <code>{escape(src.sha256[:8])}</code>" if src.sha256 else ""
         code = f"{escape(src.filename or src.kind.value)}{sha}"
     who = _("you") if rel.actor == viewer else (str(rel.actor) if rel.actor is not None else _("the runner"))
-    what = op_name(rel.op)
+    what = formatting.enum_name(OP_NAMES, rel.op)
     if rel.restored is not None:
         what += " " + _("to {n}").format(n=rel.restored)
     age = _("{age} ago").format(age=formatting.duration(time.time() - rel.created_at))

@@ -12,10 +12,9 @@ from aiogram.utils.i18n import gettext as _
 
 from controlbot import charts, formatting
 from controlbot.callbacks import BotAction, BotCb
-from controlbot.errors import Refusal
 from controlbot.gateway import Caller, Gateway, Target, press_target
 from controlbot.handlers.admin import require_admin
-from controlbot.parsing import target_args
+from controlbot.parsing import target_choice
 
 router = Router(name="stats")
 
@@ -42,12 +41,10 @@ async def send_chart(
 async def cmd_chart(
     message: Message, command: CommandObject, bot: Bot, caller: Caller, gateway: Gateway
 ) -> None:
-    usage = _("Usage: /chart name [1h|24h|7d]")
-    target, rest = target_args(command.args, caller.id, caller.admin, usage)
-    span = (rest[0] if rest else charts.DEFAULT_RANGE).lower()
-    if len(rest) > 1 or span not in charts.RANGES:
-        raise Refusal(usage)
-    await send_chart(bot, message.chat.id, caller, gateway, target, span)
+    target, span = target_choice(
+        command.args, caller.id, caller.admin, _("Usage: /chart name [1h|24h|7d]"), charts.RANGES
+    )
+    await send_chart(bot, message.chat.id, caller, gateway, target, span or charts.DEFAULT_RANGE)
 
 
 @router.callback_query(BotCb.filter(F.action == BotAction.CHART))

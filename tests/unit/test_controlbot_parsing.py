@@ -8,7 +8,15 @@ import pytest
 
 from controlbot.errors import Refusal
 from controlbot.i18n import create_i18n
-from controlbot.parsing import Target, check_name, parse_env, parse_target, split_args, target_args
+from controlbot.parsing import (
+    Target,
+    check_name,
+    parse_env,
+    parse_target,
+    split_args,
+    target_args,
+    target_choice,
+)
 from protocol.errors import ErrorCode, NotFound
 
 pytestmark = pytest.mark.unit
@@ -101,3 +109,12 @@ def test_target_args_requires_a_name() -> None:
     assert info.value.message == "Usage: /logs name"
     target, rest = target_args("echo 50", 5, False, "usage")
     assert target.name == "echo" and rest == ["50"]
+
+
+def test_target_choice_takes_one_optional_word_of_the_choices() -> None:
+    assert target_choice("echo", 5, False, "usage", {"daily", "off"}) == (Target(5, "echo"), None)
+    assert target_choice("echo DAILY", 5, False, "usage", {"daily", "off"}) == (Target(5, "echo"), "daily")
+    for text in ("echo weekly", "echo daily off", ""):
+        with pytest.raises(Refusal) as info:
+            target_choice(text, 5, False, "usage", {"daily", "off"})
+        assert info.value.message == "usage"
