@@ -8,18 +8,11 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from protocol.envparse import must_match, split_csv
 from protocol.rules import parse_size
 
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{5,}$")
 _PLACEHOLDERS = {"", "changeme", "change-me", "change_me", "token", "your-token", "your_token", "xxx"}
-
-
-def _split_csv(value: object) -> object:
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 class Settings(BaseSettings):
@@ -66,7 +59,7 @@ class Settings(BaseSettings):
     @field_validator("admin_ids", "allowed_user_ids", "git_allowed_schemes", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("admin_ids")
     @classmethod
@@ -88,9 +81,8 @@ class Settings(BaseSettings):
     @field_validator("telegram_api_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
-        return value.rstrip("/")
+        hint = "must be an http(s) URL such as https://api.telegram.org"
+        return must_match(value, r"https?://[^/\s]+", hint, whole=False).rstrip("/")
 
     @property
     def max_backup_bytes(self) -> int:

@@ -10,16 +10,11 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from protocol.envparse import must_match, split_csv
 from protocol.rules import parse_size
 
 # The sizes of settings ('256m', '1g') parse as docker's do, in one place for both services.
 parse_memory = parse_size
-
-
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 def _split_requirements(value: object) -> object:
@@ -128,7 +123,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("runner_runtime_packages", mode="before")
     @classmethod
@@ -167,9 +162,7 @@ class Settings(BaseSettings):
     @field_validator("runner_instance")
     @classmethod
     def _instance(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
-            raise ValueError("use letters, digits, '.', '_' or '-'")
-        return value
+        return must_match(value, r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "use letters, digits, '.', '_' or '-'")
 
     # The size settings in bytes.
     memory_limit_bytes: ClassVar[_Bytes] = _Bytes("bot_memory_limit")
