@@ -17,8 +17,6 @@ from collections.abc import Iterable, Iterator
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -32,19 +30,9 @@ from runner.state import StateStore
 
 log = logging.getLogger(__name__)
 
+# This process's own metrics register here (the build counters, declared where they are counted:
+# runner/operations/base.py); the per-bot figures are collected from Redis at each scrape.
 REGISTRY = prometheus.registry()
-BUILDS = Counter(
-    "botrunner_builds_total",
-    "Code prepared for a deploy (clone, dependencies, image), by source kind and result.",
-    ["kind", "result"],
-    registry=REGISTRY,
-)
-BUILD_DURATION = Histogram(
-    "botrunner_build_duration_seconds",
-    "Time to prepare a deploy's code, builds included.",
-    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
-    registry=REGISTRY,
-)
 REQUEST_TIMEOUT_S = 5.0
 
 

@@ -8,11 +8,15 @@ import io
 import logging
 import re
 import tarfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from prometheus_client import Counter, Histogram
+
 from protocol.errors import BotrunnerError, ErrorCode, InvalidSource
 from protocol.models import Note, NoteKind, SourceInfo, SourceKind, SourceSpec, Stage
+from runner import metrics
 from runner.builds.cache import ImageCache
 from runner.builds.clonejob import CloneRequest, clone_in_job, clone_job
 from runner.builds.deps import normalize, tree_dependencies
@@ -39,6 +43,20 @@ from runner.state import BotRecord
 __all__ = ["Prepared", "ProgressFn", "Sources", "pack_files", "prepare_file", "unpack_files"]
 
 log = logging.getLogger(__name__)
+
+# Prometheus (served by runner/metrics.py): every code preparation, builds included.
+BUILDS = Counter(
+    "botrunner_builds_total",
+    "Code prepared for a deploy (clone, dependencies, image), by source kind and result.",
+    ["kind", "result"],
+    registry=metrics.REGISTRY,
+)
+BUILD_DURATION = Histogram(
+    "botrunner_build_duration_seconds",
+    "Time to prepare a deploy's code, builds included.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+    registry=metrics.REGISTRY,
+)
 
 RuntimeImageFn = Callable[[], Awaitable[str]]
 
@@ -175,10 +193,16 @@ class Sources:
         """prefer: entry points to try before the defaults (the one a pulled bot ran before);
         ctx: who asked, for the log lines; admin: whether the sender is one (Dockerfile policy)."""
         token = LOG_CTX.set(ctx)
+        started, outcome = time.perf_counter(), "ok"
         try:
             return await self._prepare(spec, payload, progress, prefer, admin)
+        except BotrunnerError as e:
+            outcome = e.code.value
+            raise
         finally:
             LOG_CTX.reset(token)
+            BUILDS.labels(spec.kind.value, outcome).inc()
+            BUILD_DURATION.observe(time.perf_counter() - started)
 
     async def _prepare(
         self,

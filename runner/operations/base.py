@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from redis.asyncio import Redis
 
 from protocol import keys
-from protocol.errors import BotrunnerError, InvalidSource, NotFound
+from protocol.errors import InvalidSource, NotFound
 from protocol.models import BotStatus, Command, Desired, Limits, SourceKind
 from protocol.rules import validate_name
-from runner import metrics
 from runner.backend import Backend, ContainerSpec
 from runner.events import EventBus, EventWatcher
 from runner.healthgate import HealthGate
@@ -128,14 +126,4 @@ class OperationsBase:
         payload = await self._payload(cmd) if spec.kind in (SourceKind.FILE, SourceKind.ZIP) else None
         prefer = (previous.entrypoint,) if previous is not None and previous.entrypoint else ()
         ctx = f"owner={cmd.owner} bot={cmd.name} request={cmd.request_id}"
-        started, outcome = time.perf_counter(), "ok"
-        try:
-            return await self.sources.prepare(
-                spec, payload, progress, prefer=prefer, ctx=ctx, admin=cmd.admin
-            )
-        except BotrunnerError as e:
-            outcome = e.code.value
-            raise
-        finally:  # Prometheus: botrunner_builds_total{kind,result}, botrunner_build_duration_seconds
-            metrics.BUILDS.labels(spec.kind.value, outcome).inc()
-            metrics.BUILD_DURATION.observe(time.perf_counter() - started)
+        return await self.sources.prepare(spec, payload, progress, prefer=prefer, ctx=ctx, admin=cmd.admin)
