@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Annotated
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from controlbot.api.calls import NDJSON, bot_out, deploy
@@ -23,14 +23,51 @@ from controlbot.api.forms import (
 )
 from controlbot.api.inputs import git_source, parse_env_items, read_upload, refuse_empty_fields
 from controlbot.api.schemas import BotList, BotOut
-from controlbot.gateway import DeployRequest, Target
+from controlbot.gateway import Caller, DeployRequest, Target, Upload
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import Op, SourceKind, SourceSpec
 
 router = APIRouter(prefix="/api/bots", tags=["bots"], responses=ERROR_RESPONSES)
 
-# The streamed form of a deploy; the schema itself is added to the document by app.openapi().
-STREAM_CONTENT = {NDJSON: {"schema": {"$ref": "#/components/schemas/StreamEvent"}}}
+
+def _streamed(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    """A deploy's answer: the bot, or its progress as NDJSON (app.openapi() adds the StreamEvent schema)."""
+    return {
+        status: {
+            "description": description,
+            "content": {NDJSON: {"schema": {"$ref": "#/components/schemas/StreamEvent"}}},
+        }
+    }
+
+
+@dataclass(frozen=True)
+class Deployer:
+    """What a deploy (POST or PUT) needs besides its form: the request, its caller, the answer awaited."""
+
+    request: Request
+    ctx: ApiContext
+    caller: Caller
+    wait_health: bool
+
+    async def env(self, env: list[str] | None, *fields: str) -> dict[str, str] | None:
+        """The form's env, once none of `fields` (nor env) is empty."""
+        await refuse_empty_fields(self.request, (*fields, "env"))
+        return parse_env_items(env or [])
+
+    async def upload(self, file: UploadFile) -> Upload:
+        return await read_upload(file, self.ctx.settings.max_upload_bytes)
+
+    async def run(self, req: DeployRequest, *, status_code: int) -> BotOut | StreamingResponse:
+        return await deploy(
+            self.request, self.ctx, self.caller, req, status_code=status_code, wait_health=self.wait_health
+        )
+
+
+async def deployer(request: Request, ctx: Ctx, caller: Auth, wait: WaitQuery = None) -> Deployer:
+    return Deployer(request, ctx, caller, wait_health=wait == "health")
+
+
+Deploy = Annotated[Deployer, Depends(deployer)]
 
 
 @router.get("", response_model=BotList, summary="List your bots with the quota use")
@@ -43,14 +80,6 @@ async def list_bots(
     return BotList(bots=result.bots or [], quota=result.quota)
 
 
-async def _form(
-    request: Request, ctx: ApiContext, fields: tuple[str, ...], env: list[str] | None
-) -> dict[str, str] | None:
-    """The deploy form's env, once no field in it is empty."""
-    await refuse_empty_fields(request, (*fields, "env"))
-    return parse_env_items(env or [])
-
-
 def _refuse(message: str, field: str) -> BotrunnerError:
     return BotrunnerError(message, code=ErrorCode.INVALID_INPUT, field=field)
 
@@ -60,23 +89,20 @@ def _refuse(message: str, field: str) -> BotrunnerError:
     status_code=201,
     response_model=BotOut,
     summary="Deploy a new bot from a file or a git repository",
-    responses={201: {"description": "The bot, once it is running.", "content": STREAM_CONTENT}},
+    responses=_streamed(201, "The bot, once it is running."),
 )
 async def create_bot(
-    request: Request,
-    ctx: Ctx,
-    caller: Auth,
+    deployer: Deploy,
     name: NameField,
     file: FileField = None,
     git_url: GitUrlField = None,
     branch: BranchField = None,
     entrypoint: EntrypointField = None,
     env: EnvField = None,
-    wait: WaitQuery = None,
 ) -> BotOut | StreamingResponse:
     """Answers once the bot runs; send `Accept: application/x-ndjson` to get its progress as it goes."""
-    env_dict = await _form(request, ctx, ("git_url", "branch", "entrypoint"), env)
-    req = DeployRequest(op=Op.START, target=Target(owner=caller.id, name=name), env=env_dict)
+    env_dict = await deployer.env(env, "git_url", "branch", "entrypoint")
+    req = DeployRequest(op=Op.START, target=Target(owner=deployer.caller.id, name=name), env=env_dict)
     if file is not None:
         if git_url is not None:
             raise _refuse("send either a file or a git_url, not both", "file")
@@ -84,12 +110,13 @@ async def create_bot(
             raise _refuse(
                 "branch and entrypoint go with git_url, not with a file", "branch" if branch else "entrypoint"
             )
-        req = replace(req, upload=await read_upload(file, ctx.settings.max_upload_bytes))
+        req = replace(req, upload=await deployer.upload(file))
     elif git_url is not None:
-        req = replace(req, source=git_source(git_url, branch, entrypoint, ctx.settings.git_allowed_schemes))
+        schemes = deployer.ctx.settings.git_allowed_schemes
+        req = replace(req, source=git_source(git_url, branch, entrypoint, schemes))
     else:
         raise _refuse("send a file (.py or .zip) or a git_url", "file")
-    return await deploy(request, ctx, caller, req, status_code=201, wait_health=wait == "health")
+    return await deployer.run(req, status_code=201)
 
 
 @router.get("/{name}", response_model=BotOut, summary="A bot's status")
@@ -101,28 +128,25 @@ async def get_bot(ctx: Ctx, caller: Auth, bot: Bot) -> BotOut:
     "/{name}",
     response_model=BotOut,
     summary="Update a bot: a new file, or a git pull",
-    responses={200: {"description": "The bot, running the new code.", "content": STREAM_CONTENT}},
+    responses=_streamed(200, "The bot, running the new code."),
 )
 async def update_bot(
-    request: Request,
-    ctx: Ctx,
-    caller: Auth,
+    deployer: Deploy,
     bot: Bot,
     file: FileField = None,
     branch: BranchField = None,
     commit: CommitField = None,
     env: EnvField = None,
-    wait: WaitQuery = None,
 ) -> BotOut | StreamingResponse:
     """A file replaces the code; without one, a git bot pulls its branch head, or `branch`/`commit`."""
-    req = DeployRequest(op=Op.UPDATE, target=bot, env=await _form(request, ctx, ("branch", "commit"), env))
+    req = DeployRequest(op=Op.UPDATE, target=bot, env=await deployer.env(env, "branch", "commit"))
     if file is not None:
         if branch is not None or commit is not None:
             raise _refuse("send either a file or branch/commit for a git pull, not both", "file")
-        req = replace(req, upload=await read_upload(file, ctx.settings.max_upload_bytes))
+        req = replace(req, upload=await deployer.upload(file))
     else:
         req = replace(req, source=SourceSpec(kind=SourceKind.GIT, branch=branch, commit=commit), pull=True)
-    return await deploy(request, ctx, caller, req, status_code=200, wait_health=wait == "health")
+    return await deployer.run(req, status_code=200)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response, summary="Delete a bot and its data")
