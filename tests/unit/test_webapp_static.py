@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from aiogram.types import InlineKeyboardMarkup
+from fastapi import FastAPI
 
 from controlbot import dashboard, keyboards
+from controlbot.api.routes import webapp
 from controlbot.api.routes.webapp import FILES, STATIC_DIR
 from controlbot.i18n import create_i18n
 from protocol.errors import ErrorCode
@@ -17,19 +21,47 @@ from protocol.models import BotStatus
 pytestmark = pytest.mark.unit
 
 URL = "https://dash.example.test/app/"
+LANGUAGES = ["en", "ru"]
 
 
-def _catalog(lang: str) -> set[str]:
-    """The error codes the JS catalog words in one language."""
-    text = (STATIC_DIR / "i18n.js").read_text()
-    block = re.search(rf"const ERRORS = \{{.*?\n    {lang}: \{{(.*?)\n    \}}", text, re.S)
-    assert block is not None, lang
-    return set(re.findall(r"^\s+([A-Z_]+):", block.group(1), re.M))
+def _words(lang: str) -> dict[str, Any]:
+    """The page's words in one language: {"ui": {...}, "errors": {...}}."""
+    words: dict[str, Any] = json.loads((STATIC_DIR / f"i18n.{lang}.json").read_text(encoding="utf-8"))
+    return words
 
 
-@pytest.mark.parametrize("lang", ["en", "ru"])
+def _keys(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    return {
+        path
+        for key, value in tree.items()
+        for path in (_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"})
+    }
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_error_code_is_worded_in_the_page(lang: str) -> None:
-    assert {code.value for code in ErrorCode} <= _catalog(lang)
+    assert {code.value for code in ErrorCode} <= set(_words(lang)["errors"])
+
+
+@pytest.mark.parametrize("lang", LANGUAGES[1:])
+def test_every_language_words_the_same_keys_as_english(lang: str) -> None:
+    assert _keys(_words(lang)) == _keys(_words("en"))
+
+
+async def test_the_words_are_served_as_json_like_the_other_files() -> None:
+    app = FastAPI()
+    app.include_router(webapp.router)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+    async with client:
+        for lang in LANGUAGES:
+            resp = await client.get(f"/app/i18n.{lang}.json")
+            assert resp.status_code == 200
+            assert resp.headers["content-type"] == "application/json"
+            assert resp.headers["cache-control"] == "no-cache"
+            assert resp.headers["x-content-type-options"] == "nosniff"
+            assert resp.json() == _words(lang)
+        for unlisted in ("i18n.de.json", "i18n/en.json", "..%2Fapi%2Froutes%2Fwebapp.py", "__init__.py"):
+            assert (await client.get(f"/app/{unlisted}")).status_code == 404, unlisted
 
 
 def test_every_served_file_ships() -> None:

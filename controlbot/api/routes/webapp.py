@@ -20,6 +20,8 @@ FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "logtail.js": "text/javascript; charset=utf-8",
+    "i18n.en.json": "application/json",
+    "i18n.ru.json": "application/json",
 }
 # Revalidated on each open, so a new release shows at once inside Telegram's web view.
 HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}

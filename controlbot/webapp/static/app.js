@@ -272,19 +272,18 @@ Everything comes from the same /api/... routes as the CLI, authenticated with
   }
 
   // -- start --------------------------------------------------------------------------------------
-  function main() {
+  async function main() {
+    applyTheme(); // before the words load, so the page never shows the wrong colour scheme
     if (!tg || !tg.initData) {
-      I.use(navigator.language);
+      await I.use(navigator.language);
       translateStatic();
-      applyTheme();
       $("bots").replaceChildren(el("p", { class: "muted" }, I.t("noTelegram")));
       return;
     }
     const user = (tg.initDataUnsafe && tg.initDataUnsafe.user) || {};
     state.me = typeof user.id === "number" ? user.id : null;
-    I.use(user.language_code);
+    await I.use(user.language_code);
     translateStatic();
-    applyTheme();
     if (tg.onEvent) tg.onEvent("themeChanged", applyTheme);
     if (tg.ready) tg.ready();
     if (tg.expand) tg.expand();
