@@ -96,7 +96,7 @@ def test_page_is_served_with_its_assets(controlbot: ControlbotProcess) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "app.js" in page.text
-    for asset in ("app.js", "app.css", "i18n.js", "logtail.js"):
+    for asset in ("app.js", "app.css", "i18n.js", "i18n.en.json", "i18n.ru.json", "logtail.js"):
         assert httpx.get(f"{base}/{asset}").status_code == 200
     assert httpx.get(f"{base}/__init__.py").status_code == 404
 

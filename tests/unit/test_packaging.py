@@ -6,6 +6,8 @@ them, and the checks below read its resolved output, so they see what Compose wo
 
 from __future__ import annotations
 
+import fnmatch
+import inspect
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
 from controlbot.settings import Settings as ControlbotSettings
+from protocol import keys
 from runner.settings import Settings as RunnerSettings
 
 pytestmark = pytest.mark.unit
@@ -347,3 +350,44 @@ def test_readme_shows_the_two_commands_and_every_setting() -> None:
     wanted = fields(RunnerSettings) | fields(ControlbotSettings) | COMPOSE_VARS | EXTRA_CONTROLBOT_VARS
     missing = sorted(name for name in wanted if f"`{name}`" not in readme)
     assert not missing, f"add to the README's configuration tables: {missing}"
+
+
+# What the control bot reaches through the protocol modules it shares with the runner.
+SHARED_KEYS = {
+    "COMMANDS_STREAM",
+    "replies",
+    "upload",
+    "archive",
+    "heartbeat",
+    "RUNNERS",
+    "RUNNER_PUBKEY",
+}
+
+
+def sample_key(name: str) -> str | None:
+    """A key of protocol/keys.py by its constant's or function's name, with made-up arguments;
+    None for a name there that is no key (a TTL, a group name)."""
+    value = getattr(keys, name, None)
+    if isinstance(value, str):
+        return value if value.startswith(keys.PREFIX + ":") else None
+    if not callable(value):
+        return None
+    params = inspect.signature(value).parameters.values()
+    return str(value(*["0" * 32 if p.annotation in ("str", str) else 1 for p in params]))
+
+
+def test_the_control_bots_redis_user_may_touch_every_key_it_names() -> None:
+    """Its ACL user lists key patterns one by one (docker-compose.yml): a key added to the control
+    bot's code and not to that list fails only in the shipped stack, with NOPERM. So every `keys.X`
+    the control bot's code names must match one of its patterns."""
+    line = next(
+        ln for ln in (REPO / "docker-compose.yml").read_text().splitlines() if "user controlbot on" in ln
+    )
+    patterns = [token.split("~", 1)[1] for token in line.split() if "~" in token]
+    names = set(SHARED_KEYS)
+    for path in (REPO / "controlbot").rglob("*.py"):
+        names |= set(re.findall(r"\bkeys\.([A-Za-z_]+)\b", path.read_text()))
+    samples = {name: key for name in sorted(names) if (key := sample_key(name)) is not None}
+    assert SHARED_KEYS | {"verdict", "gate_message", "api_token"} <= set(samples)
+    refused = {n: k for n, k in samples.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    assert not refused, f"keys the controlbot ACL user may not touch (docker-compose.yml): {refused}"
