@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import tarfile
+import time
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +54,7 @@ def volume_usage(client: Any, instance: str) -> dict[tuple[int, str], int]:
     """What each bot of an instance holds in /app and /data (not its backups), from one `df` call.
     This engine's volumes only; under swarm, the runner's node (docs/backends.md)."""
     out: dict[tuple[int, str], int] = {}
-    for vol in client.api.df().get("Volumes") or []:
+    for vol in _df(client).get("Volumes") or []:
         labels = vol.get("Labels") or {}
         if labels.get(names.LABEL_INSTANCE) != instance:
             continue
@@ -66,6 +67,19 @@ def volume_usage(client: Any, instance: str) -> dict[tuple[int, str], int]:
         size = int((vol.get("UsageData") or {}).get("Size") or 0)
         out[key] = out.get(key, 0) + max(size, 0)  # -1: the engine could not tell
     return out
+
+
+def _df(client: Any, attempts: int = 20) -> dict[str, Any]:
+    """`docker system df`, which the engine runs one at a time: another runner's (or a user's)
+    answers 500 "a disk usage operation is already running" meanwhile; wait for it, a while."""
+    for _ in range(attempts - 1):
+        try:
+            return dict(client.api.df())
+        except docker.errors.APIError as e:
+            if "already running" not in str(e):
+                raise
+        time.sleep(0.5)
+    return dict(client.api.df())
 
 
 def tmp_bytes(memory_bytes: int) -> int:
