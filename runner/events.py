@@ -158,7 +158,7 @@ class EventWatcher:
                 for owner, name, info in managed:
                     died = info.finished_at is not None and since < info.finished_at < until
                     if died and not info.stopped_from_outside:
-                        log.info("owner=%s bot=%s died while no watcher was subscribed", owner, name)
+                        log.info("owner=%s bot=%s: a death no watcher saw; handling it now", owner, name)
                         ev = DockerEvent("die", owner, name, info.id, info.exit_code, info.finished_at)
                         await self._died(ev)
             await self.forget_missed_starts([info for _owner, _name, info in managed])
