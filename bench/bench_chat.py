@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from bench_runner import CODE, floor_create, floor_remove, pct, row, runner_env  # noqa: E402
+from bench_runner import CODE, add_base_image, floor_create, floor_remove, pct, row, runner_env  # noqa: E402
 from chat_probes import (  # noqa: E402
     STEP_TIMEOUT,
     ChatRun,
@@ -193,9 +193,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--profile", type=int, default=5, help="MONITORed deploys, plain and token env")
-    ap.add_argument(
-        "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
-    )
+    add_base_image(ap)
     args = ap.parse_args()
     instance = f"bench-chat-{os.getpid()}"
     labels = {"botrunner.instance": instance, "botrunner.test": "1"}
@@ -281,6 +279,7 @@ async def main() -> None:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        await rc.close()
         await redis.aclose()
         await watch_redis.aclose()
         fake.stop_thread()

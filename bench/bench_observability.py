@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_runner import pct  # noqa: E402
+from bench_runner import add_base_image, pct  # noqa: E402
 
 from controlbot import charts, metrics  # noqa: E402
 from controlbot.gateway import Caller, Gateway, Target  # noqa: E402
@@ -208,9 +208,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bots", type=int, default=50)
     ap.add_argument("--rest", type=float, default=60.0)
-    ap.add_argument(
-        "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
-    )
+    add_base_image(ap)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-obs-"))
     redis_proc, redis_url = start_redis_server(tmp)

@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from bench_runner import REPO, row  # noqa: E402
+from bench_runner import add_base_image, row, runner_env, spawn_runner  # noqa: E402
 
 from protocol.client import RunnerClient  # noqa: E402
 from protocol.models import Command, Op, SourceKind, SourceSpec  # noqa: E402
@@ -45,25 +45,8 @@ def code(tag: str) -> bytes:
 
 
 def start_runner(url: str, instance: str, grace: str, image: str, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "REDIS_URL": url,
-        "RUNNER_BASE_IMAGE": image,
-        "RUNNER_NETWORK_MODE": "host",
-        "RUNNER_BUILD_NETWORK": "host",
-        "RUNNER_INSTANCE": instance,
-        "MAX_BOTS_PER_USER": "1000",
-        "RUNNER_STATS_INTERVAL": "3600",
-        "RUNNER_RECONCILE_INTERVAL": "3600",
-        "RUNNER_HEALTH_GRACE": grace,
-    }
-    if Path("/etc/ssl/certs/ca-certificates.crt").is_file():
-        env["RUNNER_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
-    log = (workdir / f"runner-{grace}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
-    )
+    env = runner_env(url, image, instance, RUNNER_HEALTH_GRACE=grace)
+    return spawn_runner(env, workdir / f"runner-{grace}.log")
 
 
 async def first_output(client: docker.DockerClient, name: str, needle: bytes, t0: float) -> float:
@@ -123,9 +106,7 @@ async def rollbacks(
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument(
-        "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
-    )
+    add_base_image(ap)
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-rel-"))
     redis_proc, url0 = start_redis_server(workdir)
@@ -177,6 +158,8 @@ async def main() -> None:
             for v in client.volumes.list(filters={"label": f"botrunner.instance={g}"}):
                 with contextlib.suppress(docker.errors.APIError):
                     v.remove(force=True)
+        for rc in rcs.values():
+            await rc.close()
         for r in redises.values():
             await r.aclose()
         redis_proc.terminate()

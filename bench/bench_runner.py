@@ -110,7 +110,14 @@ def floor_once(client: docker.DockerClient, image: str, labels: dict[str, str], 
     return elapsed
 
 
-def runner_env(redis_url: str, base_image: str, instance: str) -> dict[str, str]:
+def add_base_image(ap: argparse.ArgumentParser) -> None:
+    """--base-image: what the bots run on; the test suite's base by default, so its images are reused."""
+    ap.add_argument(
+        "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
+    )
+
+
+def runner_env(redis_url: str, base_image: str, instance: str, **overrides: str) -> dict[str, str]:
     """A bench runner: host networking, its own instance label, no quota, no periodic sweeps."""
     env = {
         **os.environ,
@@ -126,7 +133,15 @@ def runner_env(redis_url: str, base_image: str, instance: str) -> dict[str, str]
     }
     if Path("/etc/ssl/certs/ca-certificates.crt").is_file():
         env["RUNNER_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
-    return env
+    return {**env, **overrides}
+
+
+def spawn_runner(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m runner` with env, its output in log, in log's folder."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "runner"], env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 async def timed(fn: Callable[[], object]) -> float:
@@ -142,19 +157,13 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--builds", type=int, default=5, help="cold/warm dependency deploys (0 to skip)")
-    ap.add_argument(
-        "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
-    )
+    add_base_image(ap)
     args = ap.parse_args()
     instance = f"bench-{os.getpid()}"
     labels = {"botrunner.instance": instance, "botrunner.test": "1"}
     workdir = Path(tempfile.mkdtemp(prefix="botrunner-bench-"))
     redis_proc, url = start_redis_server(workdir)
-    env = runner_env(url, args.base_image, instance)
-    log = (workdir / "runner.log").open("wb")
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "runner"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
-    )
+    runner = spawn_runner(runner_env(url, args.base_image, instance), workdir / "runner.log")
     client = docker.from_env()
     redis = Redis.from_url(url)
     rc = RunnerClient(redis)
@@ -232,6 +241,7 @@ async def main() -> None:
     finally:
         runner.terminate()
         runner.wait(30)
+        await rc.close()
         await redis.aclose()
         redis_proc.terminate()
         for c in client.containers.list(all=True, filters={"label": f"botrunner.instance={instance}"}):

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_runner import row, timed  # noqa: E402
+from bench_runner import add_base_image, row, runner_env, spawn_runner, timed  # noqa: E402
 
 from protocol.client import RunnerClient  # noqa: E402
 from protocol.models import Command, Op, SourceKind, SourceSpec  # noqa: E402
@@ -110,23 +110,8 @@ async def deploy_once(rc: RunnerClient, name: str) -> float:
 
 
 def start_runner(url: str, instance: str, backend: str, image: str, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "REDIS_URL": url,
-        "RUNNER_BACKEND": backend,
-        "RUNNER_BASE_IMAGE": image,
-        "RUNNER_NETWORK_MODE": "host",
-        "RUNNER_BUILD_NETWORK": "host",
-        "RUNNER_INSTANCE": instance,
-        "MAX_BOTS_PER_USER": "1000",
-        "RUNNER_STATS_INTERVAL": "3600",
-        "RUNNER_RECONCILE_INTERVAL": "3600",
-    }
-    if Path("/etc/ssl/certs/ca-certificates.crt").is_file():
-        env["RUNNER_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
-    log = (workdir / f"runner-{backend}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "runner"], env=env, cwd=workdir, stdout=log, stderr=log)
+    env = runner_env(url, image, instance, RUNNER_BACKEND=backend)
+    return spawn_runner(env, workdir / f"runner-{backend}.log")
 
 
 def cleanup(client: docker.DockerClient, instance: str, backends: list[str]) -> None:
@@ -151,9 +136,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--queries", type=int, default=50)
-    ap.add_argument(
-        "--base-image", default=os.environ.get("BOTRUNNER_TEST_BASE_IMAGE", "botrunner-test/python:bookworm")
-    )
+    add_base_image(ap)
     args = ap.parse_args()
     instance = f"bench-{os.getpid()}"
     labels = {"botrunner.instance": instance, "botrunner.test": "1"}
@@ -218,6 +201,8 @@ async def main() -> None:
         for p in runners.values():
             p.terminate()
             p.wait(30)
+        for rc in rcs.values():
+            await rc.close()
         for r in redises.values():
             await r.aclose()
         redis_proc.terminate()

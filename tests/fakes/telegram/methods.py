@@ -130,19 +130,7 @@ class BotApi(Store):
             file = self._files[doc]
         else:
             raise _bad("wrong file identifier/HTTP URL specified")
-        caption, entities = _render(p, "caption", MAX_CAPTION, "message caption is too long")
-        msg = self._store(
-            bot,
-            chat,
-            self._sender(bot),
-            document=file,
-            caption=caption,
-            entities=entities,
-            source=p.get("caption"),
-            reply_markup=_markup(p),
-            reply_to=self._reply_to(bot, chat, p),
-        )
-        return msg.to_api()
+        return self._store_media(bot, chat, p, document=file)
 
     def _send_photo(self, bot: _Bot, p: JSON) -> JSON:
         """A photo is kept as sent (not recompressed as Telegram does), so a test can decode it."""
@@ -155,17 +143,21 @@ class BotApi(Store):
         if len(photo.data) > MAX_PHOTO:
             raise _bad("PHOTO_INVALID_DIMENSIONS")
         file = self._new_file(photo.filename or "photo.png", photo.data)
+        return self._store_media(bot, chat, p, photo=file)
+
+    def _store_media(self, bot: _Bot, chat: JSON, p: JSON, **media: Any) -> JSON:
+        """A message carrying a file (document= or photo=) with the request's caption and buttons."""
         caption, entities = _render(p, "caption", MAX_CAPTION, "message caption is too long")
         msg = self._store(
             bot,
             chat,
             self._sender(bot),
-            photo=file,
             caption=caption,
             entities=entities,
             source=p.get("caption"),
             reply_markup=_markup(p),
             reply_to=self._reply_to(bot, chat, p),
+            **media,
         )
         return msg.to_api()
 
