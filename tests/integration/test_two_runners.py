@@ -49,6 +49,13 @@ async def crash_once(
     to alert it)."""
     before = await alerts(redis, owner, name)
     [container] = containers_of(docker_client, owner, name)
+
+    async def running_pid() -> bool:
+        container.reload()
+        return container.status == "running" and int(container.attrs["State"]["Pid"]) > 0
+
+    await eventually(running_pid, timeout=20)
+    # Never 0 (checked above): os.kill(0, ...) would signal this test's own process group.
     os.kill(int(container.attrs["State"]["Pid"]), signal.SIGKILL)  # the tests run as root
     then()
 
