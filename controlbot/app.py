@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiogram import Bot, Dispatcher, Router
@@ -47,6 +46,7 @@ from controlbot.ratelimit import RateLimiter
 from controlbot.retry import RetryAfterMiddleware
 from controlbot.settings import Settings
 from controlbot.telegram_check import TokenChecker
+from protocol.aio import cancel_and_wait
 from protocol.client import RunnerClient, blocking_pool
 
 log = logging.getLogger(__name__)
@@ -149,11 +149,7 @@ async def run(settings: Settings) -> None:
         log.info("control bot started; admins=%s", settings.admin_ids)
 
     async def on_shutdown() -> None:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=5)
+        await cancel_and_wait(tasks, timeout=5)  # one cancel may be dropped (protocol/aio.py)
         log.info("control bot stopped")
 
     dp.startup.register(on_startup)

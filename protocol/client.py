@@ -18,6 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from protocol import keys
+from protocol.aio import cancel_and_wait
 from protocol.errors import ErrorCode, RunnerUnavailable
 from protocol.heartbeats import live_runners
 from protocol.models import REPLY_ADAPTER, Command, ErrorInfo, Progress, Result, RunnerHealth
@@ -160,12 +161,10 @@ class RunnerClient:
 
     async def close(self) -> None:
         """Stop listening and drop the replies stream (the Redis client is the caller's to close)."""
-        # The flag too, not the cancel alone: on Python 3.11 a cancel that meets redis-py's own
-        # read timeout can come out as a TimeoutError, which the listener survives by design.
+        # The flag too, not the cancel alone: redis-py may drop a cancel (protocol/aio.py).
         self._closed = True
         if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+            await cancel_and_wait([self._listener])
             self._listener = None
         try:
             await self.redis.delete(self.reply_to)

@@ -15,6 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from protocol import heartbeats, keys
+from protocol.aio import cancel_and_wait
+from protocol.client import blocking_pool
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
 from protocol.sealing import encode_public_key
@@ -38,7 +40,7 @@ from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.sources import Sources
 from runner.state import StateStore
-from runner.worker import Worker
+from runner.worker import Worker, task_stack
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,30 @@ DRAIN_TIMEOUT_S = 20.0
 DAY_S = 86400.0
 BACKGROUND_STOP_S = 5.0
 DOCKER_PROBE_TIMEOUT_S = 5.0
+REDIS_POOL_SIZE = 256
+REDIS_POOL_WAIT_S = 20.0
+
+
+def connect_redis(url: str) -> Redis:
+    """The runner's Redis client. Its pool waits for a free connection rather than failing: a burst
+    of a hundred deploys, each with its bot's lease renewing beside it, outgrew redis-py's default
+    pool of 100 connections, which raises "Too many connections" mid-command."""
+    return blocking_pool(url, size=REDIS_POOL_SIZE, wait=REDIS_POOL_WAIT_S, health_check_interval=10)
+
+
+def dump_tasks() -> None:
+    tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
+    log.warning(
+        "SIGUSR1: %d task(s)\n%s",
+        len(tasks),
+        "\n".join(f"--- {t.get_name()}\n{task_stack(t)}" for t in tasks),
+    )
 
 
 class Runner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+        self.redis = connect_redis(settings.redis_url)
         self.backend: Backend = create_backend(settings)
         self.store = StateStore(self.redis, settings.max_bots_per_user)
         self.bus = EventBus(self.redis)
@@ -172,6 +192,8 @@ class Runner:
         loop.set_default_executor(ThreadPoolExecutor(self.settings.runner_threads, "runner-io"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        # An operator's "what is it waiting for?": every task's stack to the log, nothing stops.
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         try:
             await self._join()
         except SystemExit:
@@ -195,14 +217,11 @@ class Runner:
         try:
             await self.stopping.wait()
             log.info("SIGTERM: no new commands; finishing the ones in flight")
-            consumer.cancel()
-            await asyncio.gather(consumer, return_exceptions=True)
+            await cancel_and_wait([consumer])
             await self.worker.drain(DRAIN_TIMEOUT_S)
         finally:
-            for task in background:
-                task.cancel()
             # Bounded: a stop must not hang on a background task stuck in a slow engine call.
-            _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_S)
+            stuck = await cancel_and_wait(background, timeout=BACKGROUND_STOP_S)
             if stuck:
                 log.warning("stopping without waiting for: %s", ", ".join(t.get_name() for t in stuck))
             with contextlib.suppress(Exception):

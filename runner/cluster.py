@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from protocol import keys
+from protocol.aio import cancel_and_wait
 from protocol.heartbeats import live_runners
 from runner.lease import Lease
 
@@ -60,10 +61,7 @@ class Leadership:
 
     async def _stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await cancel_and_wait(tasks)  # a job in a Redis call may drop one cancel (protocol/aio.py)
 
 
 async def peer_conflict(

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from protocol import keys
+from protocol.aio import cancel_and_wait
 from protocol.errors import DockerUnavailable
 from protocol.models import Desired, Event, EventType
 from runner.backend import Backend, ContainerInfo, DockerEvent
@@ -139,9 +140,7 @@ class EventWatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             finally:
-                for task in beside:
-                    task.cancel()
-                await asyncio.wait(beside)
+                await cancel_and_wait(beside)
 
     async def catch_up(self, since: float | None, until: float) -> None:
         """What happened while no watcher was subscribed (the leader changed, or the engine's

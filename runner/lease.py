@@ -4,6 +4,10 @@ Two runners share one queue, so a lock in one process's memory protects nothing.
 lock both can see: taken with SET NX PX, renewed and released only by whoever holds its token (a
 Lua check-and-act, so a lease that expired and went to another runner is never touched). A runner
 that dies (SIGKILL) stops renewing, and its leases free themselves after the TTL.
+
+A lease is lost only to another holder. One that lapsed while its holder stalled (a loop blocked
+longer than the TTL, Redis briefly away) and that nobody took meanwhile is taken back at the next
+renewal: nobody else can have started the work, and cancelling it would only fail a command.
 """
 
 from __future__ import annotations
@@ -16,14 +20,22 @@ from collections.abc import AsyncIterator, Callable
 
 from redis.asyncio import Redis
 
+from protocol.aio import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 _RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
+_RETAKEN = 2
 _RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -46,6 +58,7 @@ class Lease:
         # The token names the holder first, so an operator can tell who holds a lock.
         self.token = f"{holder}:{secrets.token_hex(8)}"
         self.held = False
+        self.keeping = True  # keep() ends when this turns False, whether or not its cancel arrives
 
     async def try_acquire(self) -> bool:
         self.held = bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
@@ -59,10 +72,14 @@ class Lease:
             delay = min(delay * 2, POLL_MAX_S)
 
     async def renew(self) -> bool:
-        """Extend the lease; False when it is no longer ours (expired, or taken since)."""
-        ok = bool(await self.redis.eval(_RENEW_LUA, 1, self.key, self.token, self.ttl_ms))
-        self.held = ok
-        return ok
+        """Extend the lease, or take it back if it lapsed and is free; False when another holds it."""
+        answer = await self.redis.eval(_RENEW_LUA, 1, self.key, self.token, self.ttl_ms)
+        if answer == _RETAKEN:
+            log.warning(
+                "lease %s had lapsed (a stall longer than its TTL); nobody took it: ours again", self.key
+            )
+        self.held = bool(answer)
+        return self.held
 
     async def release(self) -> None:
         if self.held:
@@ -70,10 +87,12 @@ class Lease:
             await self.redis.eval(_RELEASE_LUA, 1, self.key, self.token)
 
     async def keep(self, on_lost: Callable[[], None]) -> None:
-        """Renew every third of the TTL until cancelled; call on_lost once if the lease is lost.
-        A Redis error is retried on the next beat: the TTL leaves two more chances."""
-        while True:
+        """Renew every third of the TTL until cancelled or `keeping` turns False; call on_lost once if
+        the lease is lost. A Redis error is retried on the next beat: the TTL leaves two more chances."""
+        while self.keeping:
             await asyncio.sleep(self.ttl_ms / 3000)
+            if not self.keeping:
+                return
             try:
                 if not await self.renew():
                     log.error("lease %s was lost", self.key)
@@ -98,14 +117,15 @@ async def held(redis: Redis, key: str, ttl_ms: int, *, holder: str = "") -> Asyn
     task = asyncio.current_task()
 
     def lost() -> None:
-        if task is not None:
+        if task is not None and lease.keeping:  # never once the block is over: the task moved on
             task.cancel()
 
     keeper = asyncio.create_task(lease.keep(lost), name=f"lease {key}")
     try:
         yield lease
     finally:
-        keeper.cancel()
-        await asyncio.wait([keeper])  # unlike `await keeper`, never swallows our own cancellation
+        lease.keeping = False
+        # Not one cancel: one redis-py may swallow, and a keeper that lives on renews for good.
+        await cancel_and_wait([keeper])
         with contextlib.suppress(Exception):  # an unreleased lease expires on its own
             await lease.release()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from protocol.errors import NotFound
 from protocol.models import Command, Desired, Event, EventType, Op, QuotaInfo, Result, Stage
 from protocol.rules import validate_name
@@ -9,6 +11,8 @@ from runner.operations.env import merged_env, refuse_tokens_in_use
 from runner.operations.releases import ReleaseOps
 from runner.sources import ProgressFn, pack_files
 from runner.state import BotRecord
+
+log = logging.getLogger(__name__)
 
 
 class LifecycleOps(ReleaseOps):
@@ -51,9 +55,12 @@ class LifecycleOps(ReleaseOps):
             await progress(Stage.STARTING, "")
             await self.deploy(rec, prepared.files)
         except BaseException:
-            # A start that fails creates no bot and takes no slot.
+            # A start that fails creates no bot and takes no slot. A cleanup that fails too is
+            # logged, never raised in place of the reason the start failed.
             try:
                 await self.backend.remove(cmd.owner, name, volumes=True)
+            except Exception:
+                log.exception("cleanup after a failed start of owner=%s bot=%s", cmd.owner, name)
             finally:
                 await self.store.release(cmd.owner, name)
             raise

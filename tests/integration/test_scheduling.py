@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from protocol import keys
+from protocol.aio import cancel_and_wait
 from protocol.errors import ErrorCode
 from protocol.models import Command, EventType, Op, Result, SourceKind, SourceSpec
+from runner.cluster import Leadership
 from runner.events import EventWatcher
 from runner.lease import Lease, held
 from runner.reconcile import reconcile
@@ -259,6 +262,99 @@ async def test_a_holder_that_loses_its_lease_stops(rig: Rig) -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 2)
     assert await r.get("lease:lost") == b"someone-else"  # not released: not ours
+
+
+async def test_a_burst_of_three_hundred_commands_is_all_answered(rig: Rig, rec: Recorder) -> None:
+    """Each command in flight holds its bot's lease and renews it beside its own Redis calls: with
+    redis-py's default pool (100 connections, raising when full) a burst like the chat's failed
+    commands with "Too many connections" and lost leases. The runner's pool waits instead."""
+    rig.worker("a")
+    rec.hold_s = 0.5
+    cmds = [update(700_000 + i % 150, f"burst-{i}") for i in range(300)]
+    await asyncio.gather(*(rig.submit(c) for c in cmds))
+    results = await answers(rig, cmds, timeout=60)
+    assert [r.error for r in results if not r.ok] == []
+    assert len(rec.order) == 300
+
+
+async def test_a_lease_that_lapsed_while_its_holder_stalled_is_taken_back_not_lost(rig: Rig) -> None:
+    """A stall over the TTL (a loop blocked, Redis briefly away) with nobody else waiting is no
+    loss: the holder goes on. Cancelling it would only fail a command nobody else had started."""
+    r = rig.redis
+    async with held(r, "lease:lapsed", 300, holder="a") as lease:
+        time.sleep(0.5)  # the whole loop stalls: no renewal can run, the key expires
+        assert await r.get("lease:lapsed") is None
+        await asyncio.sleep(0.4)  # the next renewal takes it back; this task is not cancelled
+        assert await r.get("lease:lapsed") == lease.token.encode()
+    assert await r.get("lease:lapsed") is None
+
+
+class DropsACancel:
+    """A Redis client whose EVAL takes 200 ms and drops the first cancel that reaches it, as
+    redis-py 8 does on Python 3.11 when the cancel meets the end of its socket write (asyncio.wait_for,
+    CPython gh-86296; protocol/aio.py)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.dropped = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.redis, name)
+
+    async def eval(self, *args: Any) -> Any:
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            if self.dropped:
+                raise
+            self.dropped += 1
+        return await self.redis.eval(*args)
+
+
+async def test_a_lease_keeper_that_drops_its_cancel_still_ends_with_its_block(rig: Rig) -> None:
+    """The stuck bot locks of a CI run: a keeper that survived its one cancel renewed its bot's lock
+    for good, and the block's exit waited for it for good; the bot's commands then expired."""
+    r = DropsACancel(rig.redis)
+    async with asyncio.timeout(5):
+        async with held(r, "lease:dropped", 300, holder="a"):  # renewals every 100 ms, 200 ms each
+            await asyncio.sleep(0.15)  # the exit comes while the keeper is in its EVAL
+    assert r.dropped == 1
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "lease lease:dropped"]
+    assert await rig.redis.get("lease:dropped") is None  # released, and never renewed again
+    await asyncio.sleep(0.5)
+    assert await rig.redis.get("lease:dropped") is None
+
+
+async def test_a_leader_that_loses_its_lease_stops_even_a_job_that_drops_its_cancel(rig: Rig) -> None:
+    """In a loaded run the leader lost its lease and never led again: stopping its jobs waited for
+    good on one that had dropped its cancel (in a Redis call). Alerts and reconcile stopped."""
+    started, ended = asyncio.Event(), asyncio.Event()
+
+    async def job() -> None:
+        started.set()
+        dropped = False
+        try:
+            while True:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    if dropped:
+                        raise
+                    dropped = True
+        finally:
+            ended.set()
+
+    leadership = Leadership(rig.redis, "runner-a", 300, {"job": job})
+    leading = asyncio.create_task(leadership.run())
+    try:
+        await asyncio.wait_for(started.wait(), 2)
+        await rig.redis.set(keys.LEADER, "runner-b:token", px=800)  # runner-b took over
+        await asyncio.wait_for(ended.wait(), 2)
+        started.clear()
+        await asyncio.wait_for(started.wait(), 3)  # runner-b went away: runner-a leads again
+        assert leadership.leading
+    finally:
+        assert await cancel_and_wait([leading], timeout=5) == set()
 
 
 async def test_a_stop_one_runner_made_is_no_crash_to_the_leaders_watcher(rig: Rig) -> None:

@@ -18,9 +18,11 @@ import pytest
 from redis.asyncio import Redis
 
 from protocol import heartbeats, keys
+from protocol.aio import cancel_and_wait
 from protocol.client import RunnerClient
 from protocol.errors import ErrorCode
 from protocol.models import Command, Event, EventType, Op, Result, RunnerHealth, SourceKind, SourceSpec
+from runner.app import connect_redis
 from runner.backend import DockerEvent
 from runner.builds.cache import ImageCache
 from runner.events import EventBus, EventWatcher
@@ -108,9 +110,7 @@ class Rig:
         """Kill every worker and watcher, with the commands they have in flight."""
         self.stopping.set()
         tasks = [*self.tasks, *(t for w in self.workers for t in w._inflight)]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         self.stopping, self.tasks, self.workers = asyncio.Event(), [], []
 
     async def crashes(self, name: str) -> list[Event]:
@@ -119,7 +119,7 @@ class Rig:
 
 @pytest.fixture
 async def rig(own_redis_url: str) -> AsyncIterator[Rig]:
-    redis = Redis.from_url(own_redis_url)
+    redis = connect_redis(own_redis_url)  # the runner's own client and pool
     await redis.flushdb()
     settings = Settings(
         _env_file=None,
