@@ -35,7 +35,7 @@ from runner.keys import load_or_create, publish
 from runner.metrics import MetricsServer
 from runner.operations import Operations
 from runner.operations.env import seal_plain_records
-from runner.reconcile import reconcile
+from runner.reconcile import reconcile_pass
 from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.sources import Sources
@@ -317,10 +317,9 @@ class Runner:
 
     async def _reconcile(self, full: bool = False) -> None:
         try:
-            await (
-                self.backend.guard_egress()
-            )  # repairs rules someone flushed; drops them once the network is gone
-            fixed = await reconcile(self.ops, self.worker.scheduler.bot, full=full)
+            # Repairs rules someone flushed; drops them once the network is gone.
+            await self.backend.guard_egress()
+            fixed = await reconcile_pass(self.ops, self.worker.scheduler.bot, full=full)
             if fixed:
                 log.info("reconciliation fixed %d bot(s)", fixed)
         except (BotrunnerError, OSError) as e:

@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+from protocol.aio import cancel_and_wait
 from protocol.errors import BotrunnerError
 from protocol.models import Desired, Event, EventType
 from runner.backend import ContainerInfo
@@ -53,6 +55,20 @@ async def reconcile(ops: Operations, lock: BotLock, *, full: bool) -> int:
                 if current.desired is Desired.RUNNING:
                     await ops.bus.publish(Event(type=EventType.RECOVERED, owner=rec.owner, name=rec.name))
     return fixed
+
+
+async def reconcile_pass(ops: Operations, lock: BotLock, *, full: bool) -> int:
+    """reconcile() in a task of its own: a bot's lease lost mid-pass (another runner took it)
+    cancels the task holding it, and that must end this pass only, never the caller's loop."""
+    one_pass = asyncio.create_task(reconcile(ops, lock, full=full), name="reconcile pass")
+    try:
+        await asyncio.wait([one_pass])
+    finally:
+        await cancel_and_wait([one_pass])  # the caller itself was stopped: the pass stops too
+    if one_pass.cancelled():
+        log.warning("reconciliation pass cut short: another runner took a bot's lock")
+        return 0
+    return one_pass.result()
 
 
 def _agrees(rec: BotRecord, info: ContainerInfo | None) -> bool:

@@ -9,6 +9,7 @@ deadline while queued, the leases.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from protocol.models import Command, EventType, Op, Result, SourceKind, SourceSp
 from runner.cluster import Leadership
 from runner.events import EventWatcher
 from runner.lease import Lease, held
-from runner.reconcile import reconcile
+from runner.reconcile import reconcile, reconcile_pass
 from runner.sources import ProgressFn
 from tests.fakes.backend import STOPPED_EXIT
 from tests.integration.helpers import SLEEPER, eventually
@@ -412,6 +413,25 @@ async def test_reconcile_acts_on_the_bot_as_it_is_under_its_lock_not_as_listed(r
     assert await reconcile(rig.ops, rig.workers[0].scheduler.bot, full=True) == 0
     assert rig.fake.calls["deploy"] == deploys
     assert not [e for e in await rig.events("busy") if e.type is EventType.RECOVERED]
+
+
+async def test_a_bot_lock_lost_mid_pass_ends_the_pass_not_the_leaders_reconciling(rig: Rig) -> None:
+    """held() cancels the task holding a lease another runner took. Reconcile ran in the leader's
+    long-lived job task, so one lost lease ended reconciling on that leader for good."""
+    rig.worker("a")
+    assert (await rig.call(start_cmd("taken"), SLEEPER)).ok
+
+    @contextlib.asynccontextmanager
+    async def lost_at_once(owner: int, name: str) -> AsyncIterator[None]:
+        async with held(rig.redis, f"lease:mid-pass:{name}", 300, holder="leader"):
+            await rig.redis.set(f"lease:mid-pass:{name}", "runner-b:token")  # taken meanwhile
+            await asyncio.sleep(5)  # cancelled within a renewal (100 ms)
+            yield
+
+    async with asyncio.timeout(5):
+        assert await reconcile_pass(rig.ops, lost_at_once, full=True) == 0
+        # The caller lives on: the next pass runs.
+        assert await reconcile_pass(rig.ops, rig.workers[0].scheduler.bot, full=True) == 0
 
 
 async def _events(rig: Rig, name: str, kind: EventType, n: int) -> bool:
