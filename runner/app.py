@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from protocol import heartbeats, keys
-from protocol.aio import cancel_and_wait
+from protocol.aio import cancel_and_wait, task_stack
 from protocol.client import blocking_pool
 from protocol.errors import BotrunnerError, DockerUnavailable
 from protocol.models import Desired, RunnerHealth
@@ -40,7 +40,7 @@ from runner.secrets import Secrets
 from runner.settings import Settings
 from runner.sources import Sources
 from runner.state import StateStore
-from runner.worker import Worker, task_stack
+from runner.worker import Worker
 
 log = logging.getLogger(__name__)
 

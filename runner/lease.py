@@ -125,7 +125,7 @@ async def held(redis: Redis, key: str, ttl_ms: int, *, holder: str = "") -> Asyn
         yield lease
     finally:
         lease.keeping = False
-        # Not one cancel: one redis-py may swallow, and a keeper that lives on renews for good.
+        # Not one cancel, which redis-py may drop: a keeper that lived on would renew for good.
         await cancel_and_wait([keeper])
         with contextlib.suppress(Exception):  # an unreleased lease expires on its own
             await lease.release()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from typing import Any
@@ -13,7 +12,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from protocol import keys
-from protocol.aio import cancel_and_wait
+from protocol.aio import cancel_and_wait, task_stack
 from protocol.errors import BotrunnerError, ErrorCode
 from protocol.models import Command, ErrorInfo, Op, Progress, Result, Stage
 from runner import faults, scheduling
@@ -41,37 +40,6 @@ for i, id in ipairs(ARGV) do
 end
 return kept
 """
-
-
-def task_stack(task: asyncio.Task[Any]) -> str:
-    """Where task waits right now: its whole chain of awaits, innermost last.
-
-    Task.print_stack shows a coroutine's outermost frame only; this follows what each frame awaits
-    (coroutines, async generators behind `async with`, generators), as a traceback would show it.
-    """
-    lines: list[str] = []
-    obj: Any = task.get_coro()
-    for _ in range(100):
-        frame = (
-            getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None) or getattr(obj, "gi_frame", None)
-        )
-        if frame is not None:
-            lines.append(
-                f'  File "{frame.f_code.co_filename}", line {frame.f_lineno}, in {frame.f_code.co_name}'
-            )
-        nxt = (
-            getattr(obj, "cr_await", None)
-            or getattr(obj, "ag_await", None)
-            or getattr(obj, "gi_yieldfrom", None)
-        )
-        if nxt is None and frame is None:  # an async generator's asend/athrow: the generator behind it
-            nxt = next((r for r in gc.get_referents(obj) if hasattr(r, "ag_frame")), None)
-        if nxt is None:
-            if frame is None:
-                lines.append(f"  awaiting {obj!r}"[:300])
-            break
-        obj = nxt
-    return "\n".join(lines)
 
 
 def _text(value: bytes | str) -> str:

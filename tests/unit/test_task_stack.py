@@ -1,0 +1,34 @@
+"""task_stack (protocol/aio.py): the whole chain of awaits, where Task.print_stack shows one frame."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from protocol.aio import cancel_and_wait, task_stack
+
+
+@contextlib.asynccontextmanager
+async def slow_exit() -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await asyncio.sleep(10)
+
+
+async def stuck_in_an_exit() -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(slow_exit())
+
+
+async def test_the_chain_goes_through_async_with_exits_down_to_the_sleep() -> None:
+    task = asyncio.create_task(stuck_in_an_exit())
+    await asyncio.sleep(0.01)
+    try:
+        names = [line.rsplit(" in ", 1)[-1] for line in task_stack(task).splitlines() if " in " in line]
+        assert names[0] == "stuck_in_an_exit"
+        assert "slow_exit" in names and names[-1] == "sleep"
+        assert names.index("slow_exit") < names.index("sleep")
+    finally:
+        await cancel_and_wait([task])
