@@ -10,6 +10,7 @@ import sys
 from pydantic import ValidationError
 
 from controlbot.settings import Settings, describe_errors
+from protocol.aio import keep_cancels
 
 EXIT_CONFIG = 2
 
@@ -29,6 +30,7 @@ def main() -> None:
     import_aiogram_lazily()
     from controlbot.app import run  # after the settings check: a bad config fails fast and quietly
 
+    keep_cancels()  # before the event loop: Python 3.11's wait_for drops cancels (protocol/aio.py)
     with contextlib.suppress(KeyboardInterrupt):  # aiogram already stopped polling gracefully
         asyncio.run(run(settings))
 

@@ -10,6 +10,7 @@ import time
 
 from pydantic import ValidationError
 
+from protocol.aio import keep_cancels
 from runner.settings import Settings
 
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="botrunner-runner", description="The botrunner runner daemon.")
     parser.add_argument("--check", action="store_true", help="exit 0 if the runner's heartbeat is fresh")
     args = parser.parse_args(argv)
+    keep_cancels()  # before any event loop: Python 3.11's wait_for drops cancels (protocol/aio.py)
     settings = load_settings()
     if args.check:
         raise SystemExit(asyncio.run(check(settings)))

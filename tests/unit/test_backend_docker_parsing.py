@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import docker.errors
 import pytest
 
 from runner.backend import names
-from runner.backend.docker.containers import container_info, parse_ts
+from runner.backend.docker.containers import _retry_while, container_info, parse_ts
 from runner.backend.docker.events import parse_event
 from runner.backend.docker.stats import usage_of
 
@@ -46,3 +47,25 @@ def test_usage_is_memory_less_cache_and_cpu_over_the_interval() -> None:
     }
     usage = usage_of(sample)
     assert usage.memory_bytes == 200 and usage.cpu_percent == 20.0
+
+
+def test_a_transient_engine_answer_is_tried_again_and_any_other_is_raised() -> None:
+    answers: list[Exception | str] = [
+        docker.errors.APIError("500: cannot update a stopped container: unknown"),
+        docker.errors.APIError("500: cannot update a stopped container: unknown"),
+        "updated",
+    ]
+
+    def call() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert _retry_while(call, "cannot update a stopped container", attempts=5, pause=0) == "updated"
+    answers[:] = [docker.errors.APIError("500: no such thing")]
+    with pytest.raises(docker.errors.APIError, match="no such thing"):
+        _retry_while(call, "cannot update a stopped container", attempts=5, pause=0)
+    answers[:] = [docker.errors.APIError("500: cannot update a stopped container")] * 2
+    with pytest.raises(docker.errors.APIError):  # attempts=2: the second answer is final
+        _retry_while(call, "cannot update a stopped container", attempts=2, pause=0)

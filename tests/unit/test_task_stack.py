@@ -32,3 +32,13 @@ async def test_the_chain_goes_through_async_with_exits_down_to_the_sleep() -> No
         assert names.index("slow_exit") < names.index("sleep")
     finally:
         await cancel_and_wait([task])
+
+
+def test_both_daemons_keep_cancels_before_their_event_loop() -> None:
+    """Python 3.11's wait_for drops cancels (protocol/aio.py): each daemon's main puts 3.12's in place."""
+    import controlbot.__main__
+    import runner.__main__
+
+    for main in (runner.__main__.main, controlbot.__main__.main):
+        names = main.__code__.co_names
+        assert "keep_cancels" in names and names.index("keep_cancels") < names.index("asyncio"), main

@@ -7,14 +7,17 @@ import io
 import logging
 import tarfile
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import docker.errors
 
 from runner.backend import names
 from runner.backend.base import NOBODY, ContainerInfo, ContainerSpec
 from runner.backend.docker.engine import Engine
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +72,23 @@ def volume_usage(client: Any, instance: str) -> dict[tuple[int, str], int]:
     return out
 
 
-def _df(client: Any, attempts: int = 20) -> dict[str, Any]:
+def _df(client: Any) -> dict[str, Any]:
     """`docker system df`, which the engine runs one at a time: another runner's (or a user's)
     answers 500 "a disk usage operation is already running" meanwhile; wait for it, a while."""
+    return dict(_retry_while(lambda: client.api.df(), "already running", attempts=20, pause=0.5))
+
+
+def _retry_while(call: Callable[[], T], transient: str, *, attempts: int, pause: float) -> T:
+    """call(), again after pause while the engine answers an error naming `transient` (a state it
+    leaves on its own), at most attempts times in all."""
     for _ in range(attempts - 1):
         try:
-            return dict(client.api.df())
+            return call()
         except docker.errors.APIError as e:
-            if "already running" not in str(e):
+            if transient not in str(e):
                 raise
-        time.sleep(0.5)
-    return dict(client.api.df())
+        time.sleep(pause)
+    return call()
 
 
 def tmp_bytes(memory_bytes: int) -> int:
@@ -233,9 +242,14 @@ class Containers(Engine):
         # a SIGTERM'd one (143) included: a stopped bot must carry no policy at all.
         policy = {"Name": "on-failure", "MaximumRetryCount": self.restart_max} if restart else {"Name": "no"}
 
+        def update() -> None:
+            self.client.api.update_container(names.container_name(owner, name), restart_policy=policy)
+
         def run() -> None:
+            # A container whose process just exited, before the engine has marked it so, answers
+            # 500 "cannot update a stopped container" for a moment (seen under load, on /restart).
             with contextlib.suppress(docker.errors.NotFound):
-                self.client.api.update_container(names.container_name(owner, name), restart_policy=policy)
+                _retry_while(update, "cannot update a stopped container", attempts=5, pause=0.2)
 
         await self._call(run)
 
