@@ -51,8 +51,8 @@ def test_usage_is_memory_less_cache_and_cpu_over_the_interval() -> None:
 
 def test_a_transient_engine_answer_is_tried_again_and_any_other_is_raised() -> None:
     answers: list[Exception | str] = [
-        docker.errors.APIError("500: cannot update a stopped container: unknown"),
-        docker.errors.APIError("500: cannot update a stopped container: unknown"),
+        docker.errors.APIError("500: Cannot update container 7d50: cannot update a stopped container"),
+        docker.errors.APIError("500: Cannot update container 7d50: runc: container not running"),
         "updated",
     ]
 
@@ -62,10 +62,10 @@ def test_a_transient_engine_answer_is_tried_again_and_any_other_is_raised() -> N
             raise answer
         return answer
 
-    assert _retry_while(call, "cannot update a stopped container", attempts=5, pause=0) == "updated"
+    assert _retry_while(call, "Cannot update container", attempts=5, pause=0) == "updated"
     answers[:] = [docker.errors.APIError("500: no such thing")]
     with pytest.raises(docker.errors.APIError, match="no such thing"):
-        _retry_while(call, "cannot update a stopped container", attempts=5, pause=0)
-    answers[:] = [docker.errors.APIError("500: cannot update a stopped container")] * 2
+        _retry_while(call, "Cannot update container", attempts=5, pause=0)
+    answers[:] = [docker.errors.APIError("500: Cannot update container 7d50: not running")] * 2
     with pytest.raises(docker.errors.APIError):  # attempts=2: the second answer is final
-        _retry_while(call, "cannot update a stopped container", attempts=2, pause=0)
+        _retry_while(call, "Cannot update container", attempts=2, pause=0)

@@ -246,10 +246,12 @@ class Containers(Engine):
             self.client.api.update_container(names.container_name(owner, name), restart_policy=policy)
 
         def run() -> None:
-            # A container whose process just exited, before the engine has marked it so, answers
-            # 500 "cannot update a stopped container" for a moment (seen under load, on /restart).
+            # A container between states (its process just exited, or runc is still starting it
+            # after a restart) answers 500 "Cannot update container <id>: cannot update a stopped
+            # container" or "...: container not running" for a moment: seen under load, with
+            # /restart pressed again and again.
             with contextlib.suppress(docker.errors.NotFound):
-                _retry_while(update, "cannot update a stopped container", attempts=5, pause=0.2)
+                _retry_while(update, "Cannot update container", attempts=5, pause=0.2)
 
         await self._call(run)
 
