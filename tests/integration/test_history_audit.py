@@ -36,9 +36,15 @@ async def owner(redis_client: Redis) -> AsyncIterator[int]:
         await redis_client.hdel(counter, f"{oid}:bot-a")
 
 
-async def test_samples_are_downsampled_after_an_hour_and_capped(redis_client: Redis, owner: int) -> None:
+@pytest.mark.parametrize("offset", [5, 150, 295], ids=["bucket-start", "mid-bucket", "bucket-end"])
+async def test_samples_are_downsampled_after_an_hour_and_capped(
+    redis_client: Redis, owner: int, offset: int
+) -> None:
     history = History(redis_client)
-    now = time.time()
+    # `now` (and so the first sample) sits `offset` seconds into a bucket: at 295 the first bucket
+    # holds a single sample, which is what a CI run happened to hit.
+    base = time.time()
+    now = round(base - (base - offset) % keys.HISTORY_BUCKET_S, 3)
     start = now - 2 * 3600
     # Two hours of samples every 10 s: the first hour must come back as 5-minute averages.
     for i in range(0, 2 * 3600, 10):
@@ -50,7 +56,18 @@ async def test_samples_are_downsampled_after_an_hour_and_capped(redis_client: Re
     assert raw <= 361 and 11 <= coarse <= 25
     assert [s.ts for s in samples] == sorted(s.ts for s in samples)
     old = [s for s in samples if s.ts < now - 3600 - keys.HISTORY_BUCKET_S]
-    assert old and all(s.cpu_percent == pytest.approx(0.5, abs=0.1) for s in old)  # averaged
+    # Each coarse sample is its bucket's average. The first bucket may hold a single sample, because
+    # `start` need not fall on a bucket boundary; every later one holds 30 and averages 0.5 CPU.
+    buckets: dict[float, list[int]] = {}
+    for i in range(0, 2 * 3600, 10):
+        ts = round(start + i, 3)
+        buckets.setdefault(ts // keys.HISTORY_BUCKET_S * keys.HISTORY_BUCKET_S, []).append(i)
+    assert len(old) >= 10
+    for s in old:
+        members = buckets[s.ts]
+        assert s.cpu_percent == pytest.approx(sum(i // 10 % 2 for i in members) / len(members), abs=0.001)
+        assert s.memory_bytes == sum(1000 + i for i in members) // len(members)
+    assert all(s.cpu_percent == pytest.approx(0.5, abs=0.1) for s in old[1:])  # averaged
     assert len(await history.samples(owner, "bot-a", now - 600)) in range(55, 62)
     assert await redis_client.ttl(keys.history_raw(owner, "bot-a")) > 6 * 86400
 
