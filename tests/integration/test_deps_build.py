@@ -6,6 +6,7 @@ import contextlib
 import io
 import secrets
 import tarfile
+import threading
 import time
 from typing import Any
 
@@ -119,6 +120,43 @@ async def test_prune_removes_least_recently_used_unreferenced_images(
         for tag in (old, older, kept, busy):
             with contextlib.suppress(docker.errors.ImageNotFound):
                 docker_client.images.remove(tag, force=True)
+
+
+async def test_disk_usage_waits_out_a_df_that_is_already_running(
+    docker_client: docker.DockerClient, base_image: str, docker_labels: dict[str, str], test_session_id: str
+) -> None:
+    """The engine runs one `docker system df` at a time and answers any other 500 "a disk usage
+    operation is already running". Pruning's image sizes and the disk quota's volume sizes must wait
+    for it, as when a user (or another runner) runs `docker system df` meanwhile."""
+    backend = DockerBackend(instance=test_session_id, network_mode="host", restart_max=0)
+    tag = f"botrunner/deps:test-{secrets.token_hex(3)}"
+    _tiny_image(docker_client, base_image, tag, docker_labels)
+    done = threading.Event()
+    clashes: list[str] = []
+
+    def someone_elses_df() -> None:
+        # Busy about half the time: a call made without waiting fails about every other time.
+        while not done.is_set():
+            began = time.monotonic()
+            try:
+                docker_client.api.df()
+            except docker.errors.APIError as e:
+                clashes.append(str(e))
+            time.sleep(max(0.02, time.monotonic() - began))
+
+    others = [threading.Thread(target=someone_elses_df, daemon=True)]
+    for t in others:
+        t.start()
+    try:
+        for _ in range(10):
+            assert (await backend.image_usage(("botrunner/deps",))).get(tag, -1) >= 0
+            await backend.volume_usage()
+    finally:
+        done.set()
+        for t in others:
+            t.join(timeout=60)
+        docker_client.images.remove(tag, force=True)
+    assert any("already running" in c for c in clashes)  # the engine did refuse concurrent ones
 
 
 async def test_runner_prunes_unused_dependency_images_least_recently_used_first(

@@ -6,7 +6,8 @@ import docker.errors
 import pytest
 
 from runner.backend import names
-from runner.backend.docker.containers import _retry_while, container_info, parse_ts
+from runner.backend.docker.containers import container_info, parse_ts
+from runner.backend.docker.engine import retry_while
 from runner.backend.docker.events import parse_event
 from runner.backend.docker.stats import usage_of
 
@@ -62,10 +63,10 @@ def test_a_transient_engine_answer_is_tried_again_and_any_other_is_raised() -> N
             raise answer
         return answer
 
-    assert _retry_while(call, "Cannot update container", attempts=5, pause=0) == "updated"
+    assert retry_while(call, "Cannot update container", attempts=5, pause=0) == "updated"
     answers[:] = [docker.errors.APIError("500: no such thing")]
     with pytest.raises(docker.errors.APIError, match="no such thing"):
-        _retry_while(call, "Cannot update container", attempts=5, pause=0)
+        retry_while(call, "Cannot update container", attempts=5, pause=0)
     answers[:] = [docker.errors.APIError("500: Cannot update container 7d50: not running")] * 2
     with pytest.raises(docker.errors.APIError):  # attempts=2: the second answer is final
-        _retry_while(call, "Cannot update container", attempts=2, pause=0)
+        retry_while(call, "Cannot update container", attempts=2, pause=0)

@@ -6,18 +6,14 @@ import contextlib
 import io
 import logging
 import tarfile
-import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import docker.errors
 
 from runner.backend import names
 from runner.backend.base import NOBODY, ContainerInfo, ContainerSpec
-from runner.backend.docker.engine import Engine
-
-T = TypeVar("T")
+from runner.backend.docker.engine import Engine, disk_usage, retry_while
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +53,7 @@ def volume_usage(client: Any, instance: str) -> dict[tuple[int, str], int]:
     """What each bot of an instance holds in /app and /data (not its backups), from one `df` call.
     This engine's volumes only; under swarm, the runner's node (docs/backends.md)."""
     out: dict[tuple[int, str], int] = {}
-    for vol in _df(client).get("Volumes") or []:
+    for vol in disk_usage(client).get("Volumes") or []:
         labels = vol.get("Labels") or {}
         if labels.get(names.LABEL_INSTANCE) != instance:
             continue
@@ -70,25 +66,6 @@ def volume_usage(client: Any, instance: str) -> dict[tuple[int, str], int]:
         size = int((vol.get("UsageData") or {}).get("Size") or 0)
         out[key] = out.get(key, 0) + max(size, 0)  # -1: the engine could not tell
     return out
-
-
-def _df(client: Any) -> dict[str, Any]:
-    """`docker system df`, which the engine runs one at a time: another runner's (or a user's)
-    answers 500 "a disk usage operation is already running" meanwhile; wait for it, a while."""
-    return dict(_retry_while(lambda: client.api.df(), "already running", attempts=20, pause=0.5))
-
-
-def _retry_while(call: Callable[[], T], transient: str, *, attempts: int, pause: float) -> T:
-    """call(), again after pause while the engine answers an error naming `transient` (a state it
-    leaves on its own), at most attempts times in all."""
-    for _ in range(attempts - 1):
-        try:
-            return call()
-        except docker.errors.APIError as e:
-            if transient not in str(e):
-                raise
-        time.sleep(pause)
-    return call()
 
 
 def tmp_bytes(memory_bytes: int) -> int:
@@ -251,7 +228,7 @@ class Containers(Engine):
             # container" or "...: container not running" for a moment: seen under load, with
             # /restart pressed again and again.
             with contextlib.suppress(docker.errors.NotFound):
-                _retry_while(update, "Cannot update container", attempts=5, pause=0.2)
+                retry_while(update, "Cannot update container", attempts=5, pause=0.2)
 
         await self._call(run)
 

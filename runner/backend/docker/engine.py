@@ -12,6 +12,7 @@ import contextvars
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -112,3 +113,23 @@ class Engine:
         except OUTAGES as e:
             self._reset()
             raise DockerUnavailable() from e
+
+
+def disk_usage(client: docker.DockerClient) -> dict[str, Any]:
+    """`docker system df`, which the engine runs one at a time: while another runner's (or a user's,
+    or this runner's image pruning) runs, it answers 500 "a disk usage operation is already
+    running"; wait for it, a while. Every `df` of the runner goes through here."""
+    return dict(retry_while(lambda: client.api.df(), "already running", attempts=100, pause=0.1))
+
+
+def retry_while(call: Callable[[], T], transient: str, *, attempts: int, pause: float) -> T:
+    """call(), again after pause while the engine answers an error naming `transient` (a state it
+    leaves on its own), at most attempts times in all."""
+    for _ in range(attempts - 1):
+        try:
+            return call()
+        except docker.errors.APIError as e:
+            if transient not in str(e):
+                raise
+        time.sleep(pause)
+    return call()

@@ -14,7 +14,7 @@ import docker.errors
 from protocol.errors import BuildFailed
 from runner.backend import names
 from runner.backend.base import BuildContext, ImageBuild, ImageRemoval
-from runner.backend.docker.engine import Engine
+from runner.backend.docker.engine import Engine, disk_usage
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Images(Engine):
         def run() -> dict[str, int]:
             out: dict[str, int] = {}
             prefixes = tuple(f"{r}:" for r in repos)
-            for image in self.client.api.df().get("Images") or []:
+            for image in disk_usage(self.client).get("Images") or []:
                 shared = max(0, int(image.get("SharedSize") or 0))
                 own = max(0, int(image.get("Size") or 0) - shared)
                 for tag in image.get("RepoTags") or []:
