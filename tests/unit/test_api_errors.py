@@ -228,6 +228,42 @@ async def test_an_empty_form_field_is_422_not_absent(api: Api, field: str, code:
     assert (error_of(resp)["field"], error_of(resp)["code"]) == (field, code)
 
 
+@pytest.mark.parametrize(
+    ("field", "code"), [("branch", "GIT_REFUSED"), ("commit", "GIT_REFUSED"), ("env", "INVALID_ENV")]
+)
+async def test_an_empty_form_field_of_an_update_is_422_not_absent(api: Api, field: str, code: str) -> None:
+    await api.deploy("empty-up")
+    resp = await api.client.put("/api/bots/empty-up", data={field: ""}, headers=api.auth())
+    assert resp.status_code == 422, resp.text
+    assert (error_of(resp)["field"], error_of(resp)["code"]) == (field, code)
+    assert [c.op for c in api.runner.commands] == ["start"]  # the update never reached the runner
+
+
+@pytest.mark.parametrize(
+    ("method", "data", "field"),
+    [
+        ("POST", {"git_url": "https://example.org/r.git"}, "file"),
+        ("POST", {"branch": "dev"}, "branch"),
+        ("POST", {"entrypoint": "main.py"}, "entrypoint"),
+        ("PUT", {"branch": "dev"}, "file"),
+        ("PUT", {"commit": "abcd123"}, "file"),
+    ],
+)
+async def test_a_file_with_git_fields_is_422_naming_the_field(
+    api: Api, method: str, data: dict[str, str], field: str
+) -> None:
+    await api.deploy("mixed")
+    files = {"file": ("bot.py", PY, "text/x-python")}
+    url, data = ("/api/bots", {"name": "mixed2", **data}) if method == "POST" else ("/api/bots/mixed", data)
+    resp = await api.client.request(method, url, data=data, files=files, headers=api.auth())
+    assert (resp.status_code, error_of(resp)["code"], error_of(resp)["field"]) == (
+        422,
+        "INVALID_INPUT",
+        field,
+    )
+    assert len(api.runner.commands) == 1  # only the first deploy
+
+
 async def test_405_allows_every_method_of_the_path(api: Api) -> None:
     resp = await api.client.patch("/api/bots/some-bot", headers=api.auth())
     assert resp.status_code == 405

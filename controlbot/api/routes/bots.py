@@ -42,17 +42,20 @@ def _streamed(status: int, description: str) -> dict[int | str, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Deployer:
-    """What a deploy (POST or PUT) needs besides its form: the request, its caller, the answer awaited."""
+    """What both deploys (POST and PUT) take: the form's file, branch and env, and the answer awaited."""
 
     request: Request
     ctx: ApiContext
     caller: Caller
     wait_health: bool
+    file: UploadFile | None
+    branch: str | None
+    env_items: list[str] | None
 
-    async def env(self, env: list[str] | None, *fields: str) -> dict[str, str] | None:
-        """The form's env, once none of `fields` (nor env) is empty."""
-        await refuse_empty_fields(self.request, (*fields, "env"))
-        return parse_env_items(env or [])
+    async def env(self, *fields: str) -> dict[str, str] | None:
+        """The form's env, once none of `fields` (nor branch or env) is empty."""
+        await refuse_empty_fields(self.request, (*fields, "branch", "env"))
+        return parse_env_items(self.env_items or [])
 
     async def upload(self, file: UploadFile) -> Upload:
         return await read_upload(file, self.ctx.settings.max_upload_bytes)
@@ -63,8 +66,16 @@ class Deployer:
         )
 
 
-async def deployer(request: Request, ctx: Ctx, caller: Auth, wait: WaitQuery = None) -> Deployer:
-    return Deployer(request, ctx, caller, wait_health=wait == "health")
+async def deployer(
+    request: Request,
+    ctx: Ctx,
+    caller: Auth,
+    wait: WaitQuery = None,
+    file: FileField = None,
+    branch: BranchField = None,
+    env: EnvField = None,
+) -> Deployer:
+    return Deployer(request, ctx, caller, wait == "health", file, branch, env)
 
 
 Deploy = Annotated[Deployer, Depends(deployer)]
@@ -92,17 +103,12 @@ def _refuse(message: str, field: str) -> BotrunnerError:
     responses=_streamed(201, "The bot, once it is running."),
 )
 async def create_bot(
-    deployer: Deploy,
-    name: NameField,
-    file: FileField = None,
-    git_url: GitUrlField = None,
-    branch: BranchField = None,
-    entrypoint: EntrypointField = None,
-    env: EnvField = None,
+    deployer: Deploy, name: NameField, git_url: GitUrlField = None, entrypoint: EntrypointField = None
 ) -> BotOut | StreamingResponse:
     """Answers once the bot runs; send `Accept: application/x-ndjson` to get its progress as it goes."""
-    env_dict = await deployer.env(env, "git_url", "branch", "entrypoint")
-    req = DeployRequest(op=Op.START, target=Target(owner=deployer.caller.id, name=name), env=env_dict)
+    env = await deployer.env("git_url", "entrypoint")
+    req = DeployRequest(op=Op.START, target=Target(owner=deployer.caller.id, name=name), env=env)
+    file, branch = deployer.file, deployer.branch
     if file is not None:
         if git_url is not None:
             raise _refuse("send either a file or a git_url, not both", "file")
@@ -130,16 +136,10 @@ async def get_bot(ctx: Ctx, caller: Auth, bot: Bot) -> BotOut:
     summary="Update a bot: a new file, or a git pull",
     responses=_streamed(200, "The bot, running the new code."),
 )
-async def update_bot(
-    deployer: Deploy,
-    bot: Bot,
-    file: FileField = None,
-    branch: BranchField = None,
-    commit: CommitField = None,
-    env: EnvField = None,
-) -> BotOut | StreamingResponse:
+async def update_bot(deployer: Deploy, bot: Bot, commit: CommitField = None) -> BotOut | StreamingResponse:
     """A file replaces the code; without one, a git bot pulls its branch head, or `branch`/`commit`."""
-    req = DeployRequest(op=Op.UPDATE, target=bot, env=await deployer.env(env, "branch", "commit"))
+    req = DeployRequest(op=Op.UPDATE, target=bot, env=await deployer.env("commit"))
+    file, branch = deployer.file, deployer.branch
     if file is not None:
         if branch is not None or commit is not None:
             raise _refuse("send either a file or branch/commit for a git pull, not both", "file")
