@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.tasks
-import functools
 import gc
 import sys
 from collections.abc import Awaitable, Iterable
@@ -31,35 +30,20 @@ T = TypeVar("T")
 
 
 async def wait_for(fut: Awaitable[T], timeout: float | None) -> T:
-    """CPython 3.12's asyncio.wait_for, line for line: the awaitable runs in the caller's task
-    under asyncio.timeout, so a cancel is never mistaken for a result that came at the same time."""
+    """CPython 3.12's asyncio.wait_for: the awaitable runs in the caller's task under
+    asyncio.timeout, so a cancel is never mistaken for a result that came at the same time.
+    A timeout of 0 or less stops the awaitable (with cancel_and_wait) unless it is done already."""
     if timeout is not None and timeout <= 0:
         task = asyncio.ensure_future(fut)
         if task.done():
             return task.result()
-        await _cancel_and_wait_one(task)
+        await cancel_and_wait([task])
         try:
             return task.result()
         except asyncio.CancelledError as exc:
             raise TimeoutError from exc
     async with asyncio.timeout(timeout):
         return await fut
-
-
-async def _cancel_and_wait_one(fut: asyncio.Future[Any]) -> None:
-    waiter = asyncio.get_running_loop().create_future()
-    release = functools.partial(_release, waiter)
-    fut.add_done_callback(release)
-    try:
-        fut.cancel()
-        await waiter  # done when fut is, whatever it ended with
-    finally:
-        fut.remove_done_callback(release)
-
-
-def _release(waiter: asyncio.Future[Any], *_args: Any) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def keep_cancels() -> None:

@@ -1,4 +1,5 @@
-"""task_stack (protocol/aio.py): the whole chain of awaits, where Task.print_stack shows one frame."""
+"""protocol/aio.py: task_stack (the whole chain of awaits, where Task.print_stack shows one frame),
+and the wait_for that keep_cancels puts in place."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from protocol.aio import cancel_and_wait, task_stack
+import pytest
+
+from protocol.aio import cancel_and_wait, task_stack, wait_for
 
 
 @contextlib.asynccontextmanager
@@ -42,3 +45,25 @@ def test_both_daemons_keep_cancels_before_their_event_loop() -> None:
     for main in (runner.__main__.main, controlbot.__main__.main):
         names = main.__code__.co_names
         assert "keep_cancels" in names and names.index("keep_cancels") < names.index("asyncio"), main
+
+
+async def test_wait_for_answers_as_python_312s_does() -> None:
+    assert await wait_for(asyncio.sleep(0, "now"), 1) == "now"
+    with pytest.raises(TimeoutError):
+        await wait_for(asyncio.sleep(10), 0.01)
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    done.set_result("ready")
+    assert await wait_for(done, 0) == "ready"  # no time left, but the answer is there
+    cleaned = asyncio.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.set()
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError):
+        await wait_for(task, 0)  # no time left: stopped, and its cleanup has run
+    assert task.cancelled() and cleaned.is_set()

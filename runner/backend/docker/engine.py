@@ -119,7 +119,7 @@ def disk_usage(client: docker.DockerClient) -> dict[str, Any]:
     """`docker system df`, which the engine runs one at a time: while another runner's (or a user's,
     or this runner's image pruning) runs, it answers 500 "a disk usage operation is already
     running"; wait for it, a while. Every `df` of the runner goes through here."""
-    return dict(retry_while(lambda: client.api.df(), "already running", attempts=100, pause=0.1))
+    return dict(retry_while(client.api.df, "already running", attempts=100, pause=0.1))
 
 
 def retry_while(call: Callable[[], T], transient: str, *, attempts: int, pause: float) -> T:
