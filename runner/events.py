@@ -46,6 +46,14 @@ class EventBus:
         log.info("event %s owner=%s bot=%s exit=%s", event.type, event.owner, event.name, event.exit_code)
 
 
+@dataclass
+class Gap:
+    """What a new watcher reads of the time nobody watched (EventWatcher.unwatched)."""
+
+    deaths: list[tuple[DockerEvent, bool]] = field(default_factory=list)  # and whether expected
+    running: list[ContainerInfo] = field(default_factory=list)  # every managed container, in fact
+
+
 @dataclass(eq=False)
 class EventWatcher:
     """Turns Docker's start/die/oom events into botrunner events, reporting a crash loop once.
@@ -119,14 +127,18 @@ class EventWatcher:
             # After an engine outage there is nothing to alert: a dockerd restart stops every bot
             # and starts the failed ones again; reconcile sees to them.
             unwatched_since = None if engine_was_down else await self._watched_until()
-            self.subscribed_at = time.time()  # (just before:) every event after it reaches this loop
-            catching_up = self.catch_up(unwatched_since, self.subscribed_at)
+            # Every event from here on reaches this loop. The gap before it is read first, from the
+            # containers' state, before any live event is handled: a live start clears the mark
+            # that tells a restart's stop in the gap from a crash. The stream opens after that,
+            # and the engine replays what came in between (Backend.events(since)).
+            self.subscribed_at = time.time()
+            gap = await self.unwatched(unwatched_since, self.subscribed_at)
             beside = [
-                asyncio.create_task(catching_up, name="events-catch-up"),
+                asyncio.create_task(self.catch_up(gap), name="events-catch-up"),
                 asyncio.create_task(self._mark_watched(), name="events-watched"),
             ]
             try:
-                async for ev in self.backend.events():
+                async for ev in self.backend.events(since=self.subscribed_at):
                     delay = 0.5
                     try:
                         await self.handle(ev)
@@ -142,25 +154,46 @@ class EventWatcher:
             finally:
                 await cancel_and_wait(beside)
 
-    async def catch_up(self, since: float | None, until: float) -> None:
+    async def unwatched(self, since: float | None, until: float) -> Gap:
         """What happened while no watcher was subscribed (the leader changed, or the engine's
-        event stream was down), from the containers' own state: a bot that died in between is
-        handled as its die event would have been (one alert), and the expected stops whose
-        start went unseen are dropped. `since` None: nobody watched before, nothing to catch up.
+        event stream was down), from the containers' own state: the deaths in between, each with
+        whether an operation had announced it, and the containers running now. `since` None:
+        nobody watched before, no death to catch up.
 
         Not caught up: a gap over CATCH_UP_MAX_S, a gap from an engine outage (run() passes None),
         and bots stopped from outside (143/137, no OOM, not restarted). Those are a host restart or
         dockerd's: reconcile brings the bots back, and a crash alert for each would be noise."""
         try:
             managed = await self.backend.managed()
+            deaths = []
             if since is not None and until - since <= CATCH_UP_MAX_S:
                 for owner, name, info in managed:
                     died = info.finished_at is not None and since < info.finished_at < until
                     if died and not info.stopped_from_outside:
-                        log.info("owner=%s bot=%s: a death no watcher saw; handling it now", owner, name)
-                        ev = DockerEvent("die", owner, name, info.id, info.exit_code, info.finished_at)
-                        await self._died(ev)
-            await self.forget_missed_starts([info for _owner, _name, info in managed])
+                        deaths.append(
+                            DockerEvent("die", owner, name, info.id, info.exit_code, info.finished_at)
+                        )
+            marks = (
+                await self.redis.mget([keys.expected_stop(ev.container_id) for ev in deaths])
+                if deaths
+                else []
+            )
+            return Gap(
+                deaths=[(ev, mark is not None) for ev, mark in zip(deaths, marks, strict=True)],
+                running=[info for _owner, _name, info in managed],
+            )
+        except (DockerUnavailable, RedisError) as e:
+            log.warning("catching up on unwatched events skipped: %s", e)
+            return Gap()
+
+    async def catch_up(self, gap: Gap) -> None:
+        """Each death in the gap handled as its die event would have been (one alert per crash
+        streak); then the expected stops whose start went unseen are dropped."""
+        try:
+            for ev, expected in gap.deaths:
+                log.info("owner=%s bot=%s: a death no watcher saw; handling it now", ev.owner, ev.name)
+                await self._died(ev, expected=expected)
+            await self.forget_missed_starts(gap.running)
         except (DockerUnavailable, RedisError) as e:
             log.warning("catching up on unwatched events skipped: %s", e)
 
@@ -214,7 +247,9 @@ class EventWatcher:
                 return
         await self.redis.delete(key)
 
-    async def _died(self, ev: DockerEvent) -> None:
+    async def _died(self, ev: DockerEvent, *, expected: bool | None = None) -> None:
+        """`expected`: whether an operation announced this stop, when known from earlier (catch-up
+        reads the marks before live events may clear them); None: ask Redis now."""
         rec = await self.store.get(ev.owner, ev.name)
         if rec is None:
             return  # deleted
@@ -223,11 +258,9 @@ class EventWatcher:
             return  # replaced by an update or removed: the old one's death is no news
         exit_code = ev.exit_code if ev.exit_code is not None else info.exit_code
         oom = info.oom_killed or self._oom.pop(ev.container_id, None) is not None
-        if (
-            await self._was_expected(ev.container_id)
-            or rec.desired is Desired.STOPPED
-            or (exit_code == 0 and not oom)
-        ):
+        if expected is None:
+            expected = await self._was_expected(ev.container_id)
+        if expected or rec.desired is Desired.STOPPED or (exit_code == 0 and not oom):
             if rec.desired is Desired.STOPPED or exit_code == 0:
                 await self.bus.publish(
                     Event(type=EventType.STOPPED, owner=ev.owner, name=ev.name, exit_code=exit_code)

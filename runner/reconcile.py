@@ -89,6 +89,10 @@ async def _should_run(ops: Operations, rec: BotRecord, info: ContainerInfo | Non
         log.warning("bot %s/%s has no container; recreating it", rec.owner, rec.name)
         await ops.deploy(rec)
         return True
+    if full and info.never_started:  # maybe half made: a deploy makes it again
+        log.warning("bot %s/%s has a container that never started; making it again", rec.owner, rec.name)
+        await ops.deploy(rec)
+        return True
     if full and not info.running and not info.restarting:
         cap = ops.settings.runner_restart_max
         if (info.exit_code or 0) != 0 and info.restart_count >= cap:

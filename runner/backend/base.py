@@ -57,6 +57,12 @@ class ContainerInfo:
     node: str | None = None  # Swarm: the node its /data is pinned to; None on one engine
 
     @property
+    def never_started(self) -> bool:
+        """Made, never started: maybe half made, by a runner that died between the engine's
+        create and the copy of the bot's files. Made again, never started as it is (deploy)."""
+        return self.started_at is None
+
+    @property
     def stopped_from_outside(self) -> bool:
         """Exited by SIGTERM (143) or SIGKILL (137) without an OOM kill, and not being restarted:
         what `docker stop`, a dockerd restart or a reboot leave. Not the bot's own failure: the
@@ -210,7 +216,9 @@ class Backend(Protocol):
 
     # -- a bot's container ------------------------------------------------------------------
     async def deploy(self, spec: ContainerSpec, *, start: bool = True) -> ContainerInfo:
-        """Create (or adopt, when it carries spec.request_id) the container, copy files, start."""
+        """Create (or adopt, when it carries spec.request_id) the container, copy files, start.
+        A container never started is not adopted but made again: its maker may have died before
+        its files were in."""
 
     async def inspect(self, owner: int, name: str) -> ContainerInfo | None: ...
 
@@ -244,9 +252,11 @@ class Backend(Protocol):
     async def stats_many(self, bots: list[tuple[int, str]]) -> dict[tuple[int, str], ResourceUsage]:
         """Usage of many bots in one sweep; a bot not running is left out."""
 
-    def events(self) -> AsyncIterator[DockerEvent]:
+    def events(self, since: float | None = None) -> AsyncIterator[DockerEvent]:
         """Container events of this instance, as they happen. Raises DockerUnavailable when the
-        stream breaks; the caller calls again."""
+        stream breaks; the caller calls again. `since` (a time.time()): first the events from then
+        on that the engine still holds, so nothing between the caller's decision to watch and the
+        stream's opening is lost."""
 
     # -- images -----------------------------------------------------------------------------
     async def image_id(self, ref: str) -> str | None:

@@ -97,7 +97,7 @@ class OperationsBase:
 
     async def _ensure_running(self, rec: BotRecord) -> None:
         info = await self.backend.inspect(rec.owner, rec.name)
-        if info is None or info.request_id != rec.request_id:
+        if info is None or info.request_id != rec.request_id or info.never_started:
             await self.deploy(rec)
         elif not info.running and not info.restarting:
             await self.backend.set_restart_policy(rec.owner, rec.name, restart=True)  # a stop cleared it

@@ -89,18 +89,25 @@ class FakeBackend:
         self.fail_builds: set[str] = set()
         self.outage = False
         self.latency = 0.0  # seconds each call takes, to widen races
+        self.latency_of: dict[str, float] = {}  # by method, in place of `latency`
+        # Seconds an event stream takes to open, as a real one in its thread does on a busy host.
+        self.events_open_delay = 0.0
         self.calls: collections.Counter[str] = collections.Counter()
         self._listeners: list[asyncio.Queue[DockerEvent | None]] = []
+        # The engine's own memory of recent events, which `events(since=...)` replays.
+        self._recent: collections.deque[DockerEvent] = collections.deque(maxlen=256)
 
     # -- plumbing ---------------------------------------------------------------------------
     async def _enter(self, method: str) -> None:
         self.calls[method] += 1
-        await asyncio.sleep(self.latency)  # a real engine call yields to the loop: races can happen
+        # A real engine call yields to the loop: races can happen.
+        await asyncio.sleep(self.latency_of.get(method, self.latency))
         if self.outage:
             raise DockerUnavailable()
 
     def _emit(self, action: str, c: FakeContainer, exit_code: int | None = None) -> None:
         ev = DockerEvent(action, c.spec.owner, c.spec.name, c.id, exit_code, time.time())
+        self._recent.append(ev)
         for q in self._listeners:
             q.put_nowait(ev)
 
@@ -173,7 +180,8 @@ class FakeBackend:
         await self._enter("deploy")
         key = (spec.owner, spec.name)
         existing = self.containers.get(key)
-        if existing is not None and existing.spec.request_id == spec.request_id:
+        ours = existing is not None and existing.spec.request_id == spec.request_id
+        if existing is not None and ours and not existing.info().never_started:
             if start and existing.status not in ("running", "restarting"):
                 self._run(existing)
             return existing.info()
@@ -271,9 +279,13 @@ class FakeBackend:
                 out[key] = c.usage
         return out
 
-    async def events(self) -> AsyncIterator[DockerEvent]:
+    async def events(self, since: float | None = None) -> AsyncIterator[DockerEvent]:
         await self._enter("events")
+        await asyncio.sleep(self.events_open_delay)
         queue: asyncio.Queue[DockerEvent | None] = asyncio.Queue()
+        for ev in self._recent:
+            if since is not None and ev.at is not None and ev.at >= since:
+                queue.put_nowait(ev)
         self._listeners.append(queue)
         try:
             while True:

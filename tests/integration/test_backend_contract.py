@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -151,3 +152,66 @@ async def test_an_engine_id_and_a_version(driver: Driver) -> None:
     assert await driver.backend.engine_id()
     assert await driver.backend.version()
     assert await driver.backend.node_count() >= 1
+
+
+async def test_events_since_replays_what_came_before_the_stream_opened(driver: Driver) -> None:
+    """A stream asked `since` a moment gives that moment's events first: the event watcher picks
+    its moment, then the stream opens (in a thread, later on a busy host). A bot that died in
+    between was once no watcher's to alert (tests/integration/test_two_runners.py)."""
+    backend = driver.backend
+    owner, name = 900_000_000 + secrets.randbelow(99_999_999), f"since-{secrets.token_hex(2)}"
+    before = time.time()  # the engine stamps its events with this host's clock
+    try:
+        info = await backend.deploy(spec(owner, name, driver.image, "req-since"))
+        await backend.stop(owner, name, 5)
+        seen: list[DockerEvent] = []
+
+        async def listen() -> None:
+            async for ev in backend.events(since=before):
+                if (ev.owner, ev.name) == (owner, name):
+                    seen.append(ev)
+
+        listener = asyncio.create_task(listen())
+        try:
+
+            async def replayed() -> bool:
+                mine = [e.action for e in seen if e.container_id == info.id]
+                return [a for a in mine if a in ("start", "die")][:2] == ["start", "die"]
+
+            try:
+                await eventually(replayed, timeout=10)
+            except AssertionError:
+                raise AssertionError(f"not replayed: {seen}") from None
+            assert all(e.at is not None and e.at >= before for e in seen)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+    finally:
+        await backend.remove(owner, name, volumes=True)
+
+
+@pytest.mark.parametrize("driver", ["fake", "docker"], indirect=True)
+async def test_a_redelivered_deploy_makes_again_a_container_never_started(driver: Driver) -> None:
+    """The runner that made it died between the engine's create and the files' copy (SIGKILL,
+    test_two_runners.py): the container carries the request's label, no bot.py, and never ran.
+    Adopted and started, the bot died at once (python's exit 2), again and again. (Swarm
+    creates a service with its files in one call: nothing half made to adopt.)"""
+    backend = driver.backend
+    owner, name = 900_000_000 + secrets.randbelow(99_999_999), f"half-{secrets.token_hex(2)}"
+    whole = spec(owner, name, driver.image, "req-half")
+    try:
+        half = await backend.deploy(replace(whole, files={}), start=False)
+        info = await backend.deploy(whole)
+        assert info.id != half.id and info.running
+        driver.printed(owner, name, GREETING)
+
+        async def greeted() -> bool:
+            return GREETING in await backend.logs(owner, name, 10, None)
+
+        await eventually(greeted, timeout=20)
+        # Once started, it is the request's for good: adopted, as test_lifecycle_basics says.
+        again = await backend.deploy(whole)
+        assert again.id == info.id
+    finally:
+        await backend.remove(owner, name, volumes=True)

@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -395,6 +396,25 @@ async def test_reconcile_converges_both_ways_after_the_engine_restarts(rig: Rig)
     # A user's start puts the policy back.
     assert (await rig.call(Command(op=Op.START, owner=OWNER, name="down"))).ok
     assert rig.fake.containers[(OWNER, "down")].restart_policy
+
+
+@pytest.mark.parametrize("by", ["reconcile", "start"])
+async def test_a_container_never_started_is_made_again_not_started(rig: Rig, by: str) -> None:
+    """A runner died in a deploy, between the engine's create and the files' copy. The new
+    leader's full pass, or a user's /start, comes before the command's redelivery: started as it
+    is, the bot had no code, and, started once, the redelivered deploy adopted it for good."""
+    rig.worker("a")
+    assert (await rig.call(start_cmd("halfmade"), SLEEPER)).ok
+    whole = rig.fake.containers[(OWNER, "halfmade")].spec
+    await rig.fake.remove(OWNER, "halfmade", volumes=False)
+    await rig.fake.deploy(replace(whole, files={}), start=False)  # what the dead runner left
+
+    if by == "reconcile":
+        assert await reconcile(rig.ops, rig.workers[0].scheduler.bot, full=True) == 1
+    else:
+        assert (await rig.call(Command(op=Op.START, owner=OWNER, name="halfmade"))).ok
+    remade = rig.fake.containers[(OWNER, "halfmade")]
+    assert remade.status == "running" and remade.spec.files == whole.files and whole.files
 
 
 async def test_reconcile_acts_on_the_bot_as_it_is_under_its_lock_not_as_listed(rig: Rig) -> None:

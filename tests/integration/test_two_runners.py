@@ -1,8 +1,8 @@
 """Two runner processes on one Redis: one queue, one engine, one leader.
 
 One runner is SIGKILLed in the middle of a burst of 30 commands from 5 users. The other claims
-what it left pending: every command is answered, no bot gets a second container, and each crash
-is alerted exactly once, before and after the leader changed.
+what it left pending: every command is answered, no bot gets a second container, each crash is
+alerted exactly once, before and after the leader changed, and nothing else reads as a crash.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from protocol import keys
 from protocol.client import RunnerClient
 from protocol.heartbeats import live_runners
-from protocol.models import EventType, Op, Result
+from protocol.models import Event, EventType, Op, Result
 from tests.fixtures.runner import RunnerProcess
 from tests.integration.helpers import SLEEPER, call, containers_of, events_for, eventually
 
@@ -30,8 +30,12 @@ pytestmark = pytest.mark.integration
 IDLE_MS = 3000
 
 
+async def crash_events(redis: Redis, owner: int, name: str) -> list[Event]:
+    return [e for e in await events_for(redis, owner, name) if e.type is EventType.CRASHED]
+
+
 async def alerts(redis: Redis, owner: int, name: str) -> int:
-    return sum(1 for e in await events_for(redis, owner, name) if e.type is EventType.CRASHED and e.alert)
+    return sum(1 for e in await crash_events(redis, owner, name) if e.alert)
 
 
 async def crash_once(
@@ -143,6 +147,11 @@ async def test_sigkill_of_one_runner_mid_burst(
         survivor.kill()
         owner, name = bots[5]
         await crash_once(docker_client, redis, owner, name, then=c.start, timeout=IDLE_MS / 1000 + 40)
+
+        # And no other crash at all: not a restart split by the leader change read as one, not a
+        # bot left without its code by a deploy the victim died in (both once seen here).
+        crashes = {bot: len(await crash_events(redis, *bot)) for bot in bots}
+        assert crashes == {bot: int(bot in (bots[0], bots[3], bots[5])) for bot in bots}
     finally:
         await redis.aclose()
         for rp in (a, b, c):

@@ -310,6 +310,88 @@ async def test_a_crash_while_no_leader_watched_is_alerted_once_by_the_next(rig: 
     assert float(await rig.redis.get(keys.EVENTS_WATCHED) or 0) >= rig.watcher.subscribed_at - 0.01
 
 
+async def test_a_crash_while_the_event_stream_opens_is_alerted(rig: Rig) -> None:
+    """A new leader picks the moment it watches from, and its stream opens a moment later (a
+    thread, a busy host). A bot that dies in between is neither catch-up's (after that moment) nor
+    a live event: the stream replays it (Backend.events(since)). CI once lost this very alert
+    (test_two_runners.py)."""
+    rig.worker()
+    assert (await rig.call(start_cmd("opening"), SLEEPER)).ok
+    await rig.redis.set(keys.EVENTS_WATCHED, repr(time.time()))  # the old leader's last mark
+    rig.fake.events_open_delay = 0.5
+    rig.watch()
+    await eventually(lambda: _true(rig.watcher.subscribed_at is not None), timeout=5, every=0.005)
+    rig.fake.crash(OWNER, "opening", exit_code=1)
+    assert rig.fake.calls["events"] == 1  # still opening
+
+    async def alerted() -> bool:
+        return any(e.alert for e in await rig.crashes("opening"))
+
+    await eventually(alerted, timeout=5, every=0.02)
+    await asyncio.sleep(0.3)
+    assert [e.alert for e in await rig.crashes("opening")] == [True]
+
+
+async def test_a_restart_while_the_event_stream_opens_hides_no_later_crash(rig: Rig) -> None:
+    """A restart whose start comes after the new watcher's moment but before its stream opened:
+    too late for forget_missed_starts, so only the replayed start event clears its mark."""
+    rig.worker()
+    assert (await rig.call(start_cmd("reopened"), SLEEPER)).ok
+    rig.fake.events_open_delay = 0.5
+    rig.watch()
+    await eventually(lambda: _true(rig.watcher.subscribed_at is not None), timeout=5, every=0.005)
+    await asyncio.sleep(0.01)
+    assert (await rig.call(Command(op=Op.RESTART, owner=OWNER, name="reopened"))).ok
+    cid = rig.fake.containers[(OWNER, "reopened")].id
+
+    async def mark_cleared() -> bool:
+        return not await rig.redis.exists(keys.expected_stop(cid))
+
+    await eventually(mark_cleared, timeout=5, every=0.01)
+    rig.fake.crash(OWNER, "reopened", exit_code=1)
+
+    async def alerted() -> bool:
+        return any(e.alert for e in await rig.crashes("reopened"))
+
+    await eventually(alerted, timeout=5, every=0.02)
+
+
+async def test_a_restart_across_the_new_watchers_start_is_no_crash(rig: Rig) -> None:
+    """A restart the old leader's death split: its stop before the new watcher's moment (a death
+    in the gap, announced by a mark), its start after (a live event, which clears the mark). The
+    gap is read before any live event is handled, or that stop would be a crash alert, and it
+    would count in the bot's crash streak so that its next real crash alerted nobody (CI, once)."""
+    rig.worker()
+    assert (await rig.call(start_cmd("split"), SLEEPER)).ok
+    cid = rig.fake.containers[(OWNER, "split")].id
+    await rig.redis.set(keys.EVENTS_WATCHED, repr(time.time()))  # the old leader's last mark
+    await asyncio.sleep(0.01)
+    await rig.watcher.expect_stop(cid)
+    await rig.fake.stop(OWNER, "split", 5)  # the restart's first half; no watcher sees it
+    rig.fake.latency_of.update(managed=0.3, inspect=0.3)  # the gap takes a while to read, and handle
+    rig.watch()
+    await eventually(lambda: _true(rig.watcher.subscribed_at is not None), timeout=5, every=0.005)
+    await asyncio.sleep(0.05)
+    await rig.fake.start(OWNER, "split")  # its second half, while the gap is read: running in it
+
+    inspected = rig.fake.calls["inspect"]
+
+    async def caught_up() -> bool:  # the start's inspect, and the death's (catch-up)
+        return rig.fake.calls["inspect"] >= inspected + 2 and not await rig.redis.exists(
+            keys.expected_stop(cid)
+        )
+
+    await eventually(caught_up, timeout=5, every=0.02)
+    await asyncio.sleep(0.3)
+    assert await rig.crashes("split") == []
+    rig.fake.crash(OWNER, "split", exit_code=1)
+
+    async def alerted() -> bool:
+        return any(e.alert for e in await rig.crashes("split"))
+
+    await eventually(alerted, timeout=5, every=0.02)
+
+
 async def test_a_mark_for_a_start_the_watcher_will_see_is_kept(rig: Rig) -> None:
     """A start after the subscription reaches the watcher as an event, its death maybe still on
     the way: reconcile leaves that mark to the events, or a stop would read as a crash."""

@@ -123,8 +123,11 @@ class Containers(Engine):
     def _deploy(self, spec: ContainerSpec, start: bool) -> ContainerInfo:
         existing = self._get(spec.owner, spec.name)
         if existing is not None:
-            if existing.labels.get(names.LABEL_REQUEST) == spec.request_id:
-                # A redelivered command: the container is already ours; just make sure it runs.
+            # A redelivered command: the container is already ours; just make sure it runs. Not one
+            # never started (ContainerInfo.never_started): a bot started without its files dies
+            # at once, again and again.
+            ours = existing.labels.get(names.LABEL_REQUEST) == spec.request_id
+            if ours and not container_info(existing.attrs).never_started:
                 if start and existing.status not in ("running", "restarting"):
                     existing.start()
                 existing.reload()

@@ -62,16 +62,28 @@ class EventFeed(Generic[T]):
         self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
     def start(
-        self, client: Any, instance: str, parse: Callable[[dict[str, Any]], T | None], name: str
+        self,
+        client: Any,
+        instance: str,
+        parse: Callable[[dict[str, Any]], T | None],
+        name: str,
+        since: float | None = None,
     ) -> None:
-        thread = threading.Thread(target=self._pump, args=(client, instance, parse), name=name, daemon=True)
-        thread.start()
+        args = (client, instance, parse, since)
+        threading.Thread(target=self._pump, args=args, name=name, daemon=True).start()
 
-    def _pump(self, client: Any, instance: str, parse: Callable[[dict[str, Any]], T | None]) -> None:
-        """Blocking: the events, parsed, until close() or a broken stream (put in for `get`)."""
+    def _pump(
+        self, client: Any, instance: str, parse: Callable[[dict[str, Any]], T | None], since: float | None
+    ) -> None:
+        """Blocking: the events, parsed, until close() or a broken stream (put in for `get`).
+
+        The stream opens in this thread, a moment after the caller asked for it (longer on a busy
+        host). With `since`, the engine first replays what it still holds from then on (its last
+        few hundred events): a bot that died in that moment is not missed."""
         try:
             flt = {"type": "container", "label": [f"{names.LABEL_INSTANCE}={instance}"]}
-            self._stream = client.events(decode=True, filters=flt)
+            at = None if since is None else f"{since:.9f}"  # the engine's "seconds.nanoseconds"
+            self._stream = client.events(decode=True, filters=flt, since=at)
             for ev in self._stream:
                 if self._stop.is_set():
                     return
@@ -101,10 +113,10 @@ class EventFeed(Generic[T]):
 
 
 class Events(Engine):
-    async def events(self) -> AsyncIterator[DockerEvent]:
+    async def events(self, since: float | None = None) -> AsyncIterator[DockerEvent]:
         """Stream container events from a thread; a broken stream raises DockerUnavailable."""
         feed: EventFeed[DockerEvent] = EventFeed("docker event stream", self._reset)
-        feed.start(self.client, self.instance, parse_event, "docker-events")
+        feed.start(self.client, self.instance, parse_event, "docker-events", since)
         try:
             while True:
                 yield await feed.get()

@@ -79,9 +79,9 @@ class SwarmEvents(Cluster):
                 return
             time.sleep(0.05)
 
-    async def events(self) -> AsyncIterator[DockerEvent]:
+    async def events(self, since: float | None = None) -> AsyncIterator[DockerEvent]:
         feed: EventFeed[Item] = EventFeed("swarm event source", self._reset)
-        feed.start(self.client, self.instance, local_event, "swarm-pump")
+        feed.start(self.client, self.instance, local_event, "swarm-pump", since)
         tracker = TaskTracker()
         poller = asyncio.create_task(self._poll(feed, tracker), name="swarm-task-poll")
         try:
