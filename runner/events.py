@@ -80,6 +80,8 @@ class EventWatcher:
     gated_exits: dict[str, int | None] = field(init=False, default_factory=dict)
     # When run() last subscribed to the engine's events.
     subscribed_at: float | None = field(init=False, default=None)
+    # Container id -> the finish time of the death catch-up handled (its last, then).
+    _caught_up: dict[str, float] = field(init=False, default_factory=dict)
 
     @property
     def redis(self) -> Redis:
@@ -127,19 +129,22 @@ class EventWatcher:
             # After an engine outage there is nothing to alert: a dockerd restart stops every bot
             # and starts the failed ones again; reconcile sees to them.
             unwatched_since = None if engine_was_down else await self._watched_until()
-            # Every event from here on reaches this loop. The gap before it is read first, from the
-            # containers' state, before any live event is handled: a live start clears the mark
-            # that tells a restart's stop in the gap from a crash. The stream opens after that,
-            # and the engine replays what came in between (Backend.events(since)).
+            # Every event from here on reaches this loop: the stream opens a moment later (in a
+            # thread), and the engine replays what came in between (Backend.events(since)). The
+            # gap before it is read meanwhile, from the containers' state, and no live event is
+            # handled before that read is done: a live start clears the mark that tells a
+            # restart's stop in the gap from a crash.
             self.subscribed_at = time.time()
-            gap = await self.unwatched(unwatched_since, self.subscribed_at)
+            reading = asyncio.create_task(self.unwatched(unwatched_since, self.subscribed_at))
             beside = [
-                asyncio.create_task(self.catch_up(gap), name="events-catch-up"),
+                reading,
+                asyncio.create_task(self.catch_up(reading), name="events-catch-up"),
                 asyncio.create_task(self._mark_watched(), name="events-watched"),
             ]
             try:
                 async for ev in self.backend.events(since=self.subscribed_at):
                     delay = 0.5
+                    await reading  # at once, but for the first event or so
                     try:
                         await self.handle(ev)
                     except DockerUnavailable:
@@ -178,17 +183,23 @@ class EventWatcher:
                 if deaths
                 else []
             )
+            # The engine stamps a die event after its cleanup, so a death just before `until`
+            # may come replayed too: handled here, not again there.
+            self._caught_up = {ev.container_id: ev.at for ev in deaths if ev.at is not None}
             return Gap(
                 deaths=[(ev, mark is not None) for ev, mark in zip(deaths, marks, strict=True)],
                 running=[info for _owner, _name, info in managed],
             )
         except (DockerUnavailable, RedisError) as e:
             log.warning("catching up on unwatched events skipped: %s", e)
-            return Gap()
+        except Exception:  # never in the way of the live events, which wait for this read
+            log.exception("reading what no watcher saw failed")
+        return Gap()
 
-    async def catch_up(self, gap: Gap) -> None:
+    async def catch_up(self, reading: asyncio.Task[Gap]) -> None:
         """Each death in the gap handled as its die event would have been (one alert per crash
         streak); then the expected stops whose start went unseen are dropped."""
+        gap = await reading
         try:
             for ev, expected in gap.deaths:
                 log.info("owner=%s bot=%s: a death no watcher saw; handling it now", ev.owner, ev.name)
@@ -248,14 +259,16 @@ class EventWatcher:
         await self.redis.delete(key)
 
     async def _died(self, ev: DockerEvent, *, expected: bool | None = None) -> None:
-        """`expected`: whether an operation announced this stop, when known from earlier (catch-up
-        reads the marks before live events may clear them); None: ask Redis now."""
+        """`expected`: whether an operation announced this stop, known from earlier (catch-up
+        reads the marks before live events may clear them); None: a live event, ask Redis now."""
         rec = await self.store.get(ev.owner, ev.name)
         if rec is None:
             return  # deleted
         info = await self.backend.inspect(ev.owner, ev.name)
         if info is None or info.id != ev.container_id:
             return  # replaced by an update or removed: the old one's death is no news
+        if expected is None and self._caught_up.get(ev.container_id, -1.0) == info.finished_at:
+            return  # a live (replayed) event of a death catch-up handled
         exit_code = ev.exit_code if ev.exit_code is not None else info.exit_code
         oom = info.oom_killed or self._oom.pop(ev.container_id, None) is not None
         if expected is None:

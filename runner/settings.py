@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from protocol.envparse import must_match, split_csv
@@ -163,6 +163,17 @@ class Settings(BaseSettings):
     @classmethod
     def _instance(cls, value: str) -> str:
         return must_match(value, r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "use letters, digits, '.', '_' or '-'")
+
+    @model_validator(mode="after")
+    def _restarts(self) -> Settings:
+        # Docker reads a retry count of 0 as no limit: the docker backend gives no policy instead.
+        # Swarm has no such way (its "none" condition changes how a scaled-down task ends).
+        if self.runner_backend == "swarm" and self.runner_restart_max == 0:
+            raise ValueError(
+                "RUNNER_RESTART_MAX=0 (never restart) is not possible with RUNNER_BACKEND=swarm: "
+                "Swarm reads MaxAttempts 0 as no limit; use 1 or more"
+            )
+        return self
 
     # The size settings in bytes.
     memory_limit_bytes: ClassVar[_Bytes] = _Bytes("bot_memory_limit")

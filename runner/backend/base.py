@@ -58,9 +58,10 @@ class ContainerInfo:
 
     @property
     def never_started(self) -> bool:
-        """Made, never started: maybe half made, by a runner that died between the engine's
-        create and the copy of the bot's files. Made again, never started as it is (deploy)."""
-        return self.started_at is None
+        """Created, never started: maybe half made, by a runner that died between the engine's
+        create and the copy of the bot's files. Made again, never started as it is (deploy).
+        (Swarm makes a service and its code in one call, and says "exited" of a stopped one.)"""
+        return self.status == "created" and self.started_at is None
 
     @property
     def stopped_from_outside(self) -> bool:
@@ -255,8 +256,8 @@ class Backend(Protocol):
     def events(self, since: float | None = None) -> AsyncIterator[DockerEvent]:
         """Container events of this instance, as they happen. Raises DockerUnavailable when the
         stream breaks; the caller calls again. `since` (a time.time()): first the events from then
-        on that the engine still holds, so nothing between the caller's decision to watch and the
-        stream's opening is lost."""
+        on that the engine still holds (dockerd: its last 256), for the moment between the
+        caller's decision to watch and the stream's opening."""
 
     # -- images -----------------------------------------------------------------------------
     async def image_id(self, ref: str) -> str | None:

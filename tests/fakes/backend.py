@@ -92,6 +92,8 @@ class FakeBackend:
         self.latency_of: dict[str, float] = {}  # by method, in place of `latency`
         # Seconds an event stream takes to open, as a real one in its thread does on a busy host.
         self.events_open_delay = 0.0
+        # How much later than the death its die event is stamped: dockerd logs it after cleanup.
+        self.die_event_lag = 0.0
         self.calls: collections.Counter[str] = collections.Counter()
         self._listeners: list[asyncio.Queue[DockerEvent | None]] = []
         # The engine's own memory of recent events, which `events(since=...)` replays.
@@ -105,8 +107,8 @@ class FakeBackend:
         if self.outage:
             raise DockerUnavailable()
 
-    def _emit(self, action: str, c: FakeContainer, exit_code: int | None = None) -> None:
-        ev = DockerEvent(action, c.spec.owner, c.spec.name, c.id, exit_code, time.time())
+    def _emit(self, action: str, c: FakeContainer, exit_code: int | None = None, lag: float = 0.0) -> None:
+        ev = DockerEvent(action, c.spec.owner, c.spec.name, c.id, exit_code, time.time() + lag)
         self._recent.append(ev)
         for q in self._listeners:
             q.put_nowait(ev)
@@ -121,7 +123,7 @@ class FakeBackend:
         c.status, c.exit_code, c.oom_killed, c.finished_at = "exited", exit_code, oom, time.time()
         if oom:
             self._emit("oom", c)
-        self._emit("die", c, exit_code)
+        self._emit("die", c, exit_code, self.die_event_lag)
 
     def _need(self, owner: int, name: str) -> FakeContainer:
         c = self.containers.get((owner, name))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from runner.backend.base import Backend, ContainerSpec, DockerEvent
+from runner.backend.base import Backend, ContainerInfo, ContainerSpec, DockerEvent
 from runner.backend.docker import DockerBackend
 from runner.backend.swarm import SwarmBackend
 from tests.fakes.backend import STOPPED_EXIT, FakeBackend
@@ -36,18 +36,25 @@ class Driver:
     image: str
     # What the bot's code does by itself on a real engine, a test does for it on the fake.
     printed: Callable[[int, str, str], None]
+    exited: Callable[[int, str, int], None] = lambda owner, name, code: None
 
 
 @pytest.fixture(params=["fake", "docker", "swarm"])
 async def driver(request: pytest.FixtureRequest, test_session_id: str) -> AsyncIterator[Driver]:
     if request.param == "fake":
         fake = FakeBackend(restart_max=0)
-        yield Driver(fake, "botrunner-test/python:bookworm", lambda o, n, line: fake.say(o, n, line))
+        yield Driver(
+            fake,
+            "botrunner-test/python:bookworm",
+            lambda o, n, line: fake.say(o, n, line),
+            lambda o, n, code: fake.crash(o, n, exit_code=code),
+        )
         return
     if request.param == "swarm":
         request.getfixturevalue("swarm_manager")
         # Services need a network Swarm knows; overlays use private ranges, so host.
-        swarm = SwarmBackend(instance=f"{test_session_id}-contract-sw", network_mode="host", restart_max=0)
+        # restart_max 1: Swarm has no 0 (runner/settings.py refuses it).
+        swarm = SwarmBackend(instance=f"{test_session_id}-contract-sw", network_mode="host", restart_max=1)
         await swarm.prepare()
         yield Driver(swarm, request.getfixturevalue("base_image"), lambda o, n, line: None)
         return
@@ -154,16 +161,34 @@ async def test_an_engine_id_and_a_version(driver: Driver) -> None:
     assert await driver.backend.node_count() >= 1
 
 
-async def test_events_since_replays_what_came_before_the_stream_opened(driver: Driver) -> None:
+@pytest.mark.parametrize("ending", ["stop", "crash"])
+async def test_events_since_replays_what_came_before_the_stream_opened(driver: Driver, ending: str) -> None:
     """A stream asked `since` a moment gives that moment's events first: the event watcher picks
     its moment, then the stream opens (in a thread, later on a busy host). A bot that died in
-    between was once no watcher's to alert (tests/integration/test_two_runners.py)."""
+    between was once no watcher's to alert (tests/integration/test_two_runners.py). Swarm: a
+    crashed task stays listed, and the first listing must not prime its death away."""
     backend = driver.backend
     owner, name = 900_000_000 + secrets.randbelow(99_999_999), f"since-{secrets.token_hex(2)}"
+    code = STOPPED_EXIT if ending == "stop" else 3
+    bot = spec(owner, name, driver.image, "req-since")
+    if ending == "crash":
+        bot = replace(bot, files={"bot.py": b"import sys\nsys.exit(3)\n"})
     before = time.time()  # the engine stamps its events with this host's clock
     try:
-        info = await backend.deploy(spec(owner, name, driver.image, "req-since"))
-        await backend.stop(owner, name, 5)
+        info = await backend.deploy(bot)
+        if ending == "stop":
+            await backend.stop(owner, name, 5)
+        else:
+            driver.exited(owner, name, code)
+
+        last: list[ContainerInfo] = []
+
+        async def ended() -> bool:  # restarts, if any, over: restart_max 0 is none (docker: no policy)
+            last[:] = [now] if (now := await backend.inspect(owner, name)) is not None else []
+            return bool(last) and not last[0].running and not last[0].restarting and last[0].exit_code == code
+
+        await eventually(ended, timeout=30)
+        deaths = last[0].restart_count + 1
         seen: list[DockerEvent] = []
 
         async def listen() -> None:
@@ -175,14 +200,16 @@ async def test_events_since_replays_what_came_before_the_stream_opened(driver: D
         try:
 
             async def replayed() -> bool:
-                mine = [e.action for e in seen if e.container_id == info.id]
-                return [a for a in mine if a in ("start", "die")][:2] == ["start", "die"]
+                mine = [(e.action, e.exit_code) for e in seen if e.container_id == info.id]
+                return [a for a in mine if a[0] in ("start", "die")][:2] == [("start", None), ("die", code)]
 
             try:
                 await eventually(replayed, timeout=10)
             except AssertionError:
                 raise AssertionError(f"not replayed: {seen}") from None
-            assert all(e.at is not None and e.at >= before for e in seen)
+            await asyncio.sleep(1.5)  # a second report of a death, were there one (swarm's poll)
+            assert len([e for e in seen if e.action == "die"]) == deaths, seen
+            assert all(e.at is None or e.at >= before for e in seen)  # (swarm's poll stamps none)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

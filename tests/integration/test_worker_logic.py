@@ -356,6 +356,27 @@ async def test_a_restart_while_the_event_stream_opens_hides_no_later_crash(rig: 
     await eventually(alerted, timeout=5, every=0.02)
 
 
+async def test_a_death_just_before_the_watchers_moment_is_handled_once(rig: Rig) -> None:
+    """dockerd stamps a die event after its cleanup, later than the container's FinishedAt. A
+    death just before the new watcher's moment is then catch-up's (by FinishedAt) and comes
+    replayed too (by the event's stamp): one crash event, not two, or its streak would count 2
+    and the bot's next crash alert nobody."""
+    rig.worker()
+    assert (await rig.call(start_cmd("twice"), SLEEPER)).ok
+    await rig.redis.set(keys.EVENTS_WATCHED, repr(time.time()))  # the old leader's last mark
+    await asyncio.sleep(0.01)
+    rig.fake.die_event_lag = 0.5
+    rig.fake.crash(OWNER, "twice", exit_code=1)  # restarted by the policy
+    rig.watch()
+
+    async def alerted() -> bool:
+        return any(e.alert for e in await rig.crashes("twice"))
+
+    await eventually(alerted, timeout=5, every=0.02)
+    await asyncio.sleep(1.0)  # the replayed die: handled (or not) by now
+    assert [e.alert for e in await rig.crashes("twice")] == [True]
+
+
 async def test_a_restart_across_the_new_watchers_start_is_no_crash(rig: Rig) -> None:
     """A restart the old leader's death split: its stop before the new watcher's moment (a death
     in the gap, announced by a mark), its start after (a live event, which clears the mark). The

@@ -6,7 +6,7 @@ import docker.errors
 import pytest
 
 from runner.backend import names
-from runner.backend.docker.containers import container_info, parse_ts
+from runner.backend.docker.containers import container_info, on_failure, parse_ts
 from runner.backend.docker.engine import retry_while
 from runner.backend.docker.events import parse_event
 from runner.backend.docker.stats import usage_of
@@ -30,6 +30,23 @@ def test_an_exited_container_reports_its_exit_code_and_request() -> None:
     )
     assert (info.exit_code, info.oom_killed, info.restart_count, info.request_id) == (137, True, 2, "r1")
     assert not info.running and info.started_at is None
+
+
+def test_only_a_created_container_that_never_ran_may_be_half_made() -> None:
+    def info(status: str, started: str) -> bool:
+        state = {"Status": status, "Running": status == "running", "StartedAt": started}
+        return container_info({"Id": "c", "State": state, "Config": {}}).never_started
+
+    assert info("created", "0001-01-01T00:00:00Z")
+    assert not info("exited", "2026-01-01T00:00:00Z")  # ran, then stopped: whole
+    assert not info("running", "2026-01-01T00:00:00Z")
+
+
+def test_a_restart_max_of_0_is_no_docker_policy_not_forever() -> None:
+    """Docker reads a MaximumRetryCount of 0 as no limit; RUNNER_RESTART_MAX=0 is never (and is
+    refused under swarm, runner/settings.py)."""
+    assert on_failure(0) == {"Name": "no"}
+    assert on_failure(2) == {"Name": "on-failure", "MaximumRetryCount": 2}
 
 
 def test_only_bot_containers_make_events() -> None:

@@ -60,6 +60,14 @@ def test_settings_parse_lists_sizes_and_reject_bad_values(monkeypatch: pytest.Mo
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
+def test_a_restart_max_of_0_is_refused_where_it_would_mean_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNNER_RESTART_MAX", "0")
+    assert Settings(_env_file=None).runner_restart_max == 0  # type: ignore[call-arg]  # docker: no policy
+    monkeypatch.setenv("RUNNER_BACKEND", "swarm")
+    with pytest.raises(ValueError, match="RUNNER_RESTART_MAX=0"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 def test_parse_memory() -> None:
     assert parse_memory("256m") == 256 * 1024**2
     assert parse_memory("1g") == 1024**3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from runner.backend.base import ContainerSpec
@@ -103,6 +105,7 @@ def test_a_stopped_service_keeps_its_end() -> None:
     stopped = {**SERVICE, "Spec": {**SERVICE["Spec"], "Mode": {"Replicated": {"Replicas": 0}}}}  # type: ignore[dict-item]
     info = tk.service_info(stopped, [], restart_max=3)
     assert info.status == "exited" and info.exit_code == 143 and not info.restarting
+    assert not info.never_started  # no start time, but a /start starts it: nothing half made
 
 
 def test_the_tracker_reports_each_start_and_death_once() -> None:
@@ -117,6 +120,20 @@ def test_the_tracker_reports_each_start_and_death_once() -> None:
     assert not tracker.mark_started("a")  # never a start after its death
     [(died, _)] = tracker.update([task("b", "failed", "2026-01-01T00:00:02Z", 2)])
     assert died.action == "die" and died.exit_code == 2
+
+
+def test_the_first_listing_reports_what_changed_since_the_watchers_moment() -> None:
+    """A new leader watches from a moment; a task that died (or started) after it, before the
+    first listing, is an event, not primed away. Earlier ones are primed, as before."""
+    since = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC).timestamp()
+    tracker = tk.TaskTracker(since)
+    before = task("a", "failed", "2026-01-01T00:00:04Z", 1)  # caught up from state, or reconcile's
+    after = task("b", "failed", "2026-01-01T00:00:06Z", 2)
+    again = task("c", "running", "2026-01-01T00:00:07Z")  # the policy's replacement
+    reported = tracker.update([before, after, again])
+    assert [(ev.action, tid, ev.exit_code) for ev, tid in reported] == [("die", "b", 2), ("start", "c", None)]
+    assert tracker.update([before, after, again]) == []
+    assert tk.TaskTracker().update([before, after, again]) == []  # no moment: all primed
 
 
 def test_eras_are_told_apart_by_force_update() -> None:

@@ -68,6 +68,12 @@ def volume_usage(client: Any, instance: str) -> dict[tuple[int, str], int]:
     return out
 
 
+def on_failure(restart_max: int) -> dict[str, Any]:
+    """Restart a bot that failed, up to restart_max times. Docker reads a MaximumRetryCount of 0
+    as no limit at all, so 0 (RUNNER_RESTART_MAX=0: never) is no policy."""
+    return {"Name": "on-failure", "MaximumRetryCount": restart_max} if restart_max > 0 else {"Name": "no"}
+
+
 def tmp_bytes(memory_bytes: int) -> int:
     """A bot's /tmp: a quarter of its memory limit, at most 64 MiB."""
     return min(64 << 20, max(1 << 20, memory_bytes // 4))
@@ -169,7 +175,7 @@ class Containers(Engine):
             security_opt=["no-new-privileges"],
             init=True,  # a python PID 1 ignores SIGTERM; tini forwards it
             log_config=LOG_CONFIG,
-            restart_policy={"Name": "on-failure", "MaximumRetryCount": self.restart_max},
+            restart_policy=on_failure(self.restart_max),
             network_mode=self.network_mode,
             **extra,
         )
@@ -220,7 +226,7 @@ class Containers(Engine):
     async def set_restart_policy(self, owner: int, name: str, *, restart: bool) -> None:
         # dockerd restarts every on-failure container whose last exit was non-zero when it starts,
         # a SIGTERM'd one (143) included: a stopped bot must carry no policy at all.
-        policy = {"Name": "on-failure", "MaximumRetryCount": self.restart_max} if restart else {"Name": "no"}
+        policy = on_failure(self.restart_max) if restart else {"Name": "no"}
 
         def update() -> None:
             self.client.api.update_container(names.container_name(owner, name), restart_policy=policy)

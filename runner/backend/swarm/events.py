@@ -82,7 +82,7 @@ class SwarmEvents(Cluster):
     async def events(self, since: float | None = None) -> AsyncIterator[DockerEvent]:
         feed: EventFeed[Item] = EventFeed("swarm event source", self._reset)
         feed.start(self.client, self.instance, local_event, "swarm-pump", since)
-        tracker = TaskTracker()
+        tracker = TaskTracker(since)
         poller = asyncio.create_task(self._poll(feed, tracker), name="swarm-task-poll")
         try:
             while True:

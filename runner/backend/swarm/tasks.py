@@ -156,7 +156,8 @@ def service_info(
 class TaskTracker:
     """Turns successive listings of all tasks into start/die events, each task's once."""
 
-    def __init__(self) -> None:
+    def __init__(self, since: float | None = None) -> None:
+        self.since = since  # the first listing reports the changes from then on (Backend.events)
         self._seen: dict[str, str] = {}  # task id -> the state last seen
         self._died: set[str] = set()  # task ids whose death was reported (by a poll or the engine)
         self._started: set[str] = set()  # task ids whose start was reported
@@ -178,16 +179,18 @@ class TaskTracker:
         return True
 
     def update(self, tasks: list[dict[str, Any]]) -> list[tuple[DockerEvent, str]]:
-        """Events since the last listing, with their task ids. The first listing only primes:
-        what happened before the runner watched is reconcile's business, not an alert."""
+        """Events since the last listing, with their task ids. The first listing only primes,
+        but for the tasks that changed state since `since`: what happened before the runner
+        watched is the event watcher's catch-up or reconcile's business."""
         out: list[tuple[DockerEvent, str]] = []
         present: dict[str, str] = {}
         for task in sorted(tasks, key=lambda t: parse_ts(t.get("CreatedAt")) or 0.0):
             tid, st, bot = str(task.get("ID", "")), state(task), bot_of(task)
             present[tid] = st
             before = self._seen.get(tid)
-            if bot is None or before == st or not self._primed:
-                if not self._primed:
+            priming = not self._primed and not self._changed_since(task)
+            if bot is None or before == st or priming:
+                if priming:
                     (self._died if st in ENDED else self._started).add(tid)
                 continue
             service_id = bot_id(str(task.get("ServiceID", "")), task_request(task))
@@ -206,3 +209,7 @@ class TaskTracker:
         self._seen = present
         self._primed = True
         return out
+
+    def _changed_since(self, task: dict[str, Any]) -> bool:
+        stamp = parse_ts(task.get("Status", {}).get("Timestamp"))
+        return self.since is not None and stamp is not None and stamp >= self.since
