@@ -51,7 +51,7 @@ class Gap:
     """What a new watcher reads of the time nobody watched (EventWatcher.unwatched)."""
 
     deaths: list[tuple[DockerEvent, bool]] = field(default_factory=list)  # and whether expected
-    running: list[ContainerInfo] = field(default_factory=list)  # every managed container, in fact
+    containers: list[ContainerInfo] = field(default_factory=list)  # every managed one, as it is now
 
 
 @dataclass(eq=False)
@@ -162,7 +162,7 @@ class EventWatcher:
     async def unwatched(self, since: float | None, until: float) -> Gap:
         """What happened while no watcher was subscribed (the leader changed, or the engine's
         event stream was down), from the containers' own state: the deaths in between, each with
-        whether an operation had announced it, and the containers running now. `since` None:
+        whether an operation had announced it, and the containers as they are now. `since` None:
         nobody watched before, no death to catch up.
 
         Not caught up: a gap over CATCH_UP_MAX_S, a gap from an engine outage (run() passes None),
@@ -188,7 +188,7 @@ class EventWatcher:
             self._caught_up = {ev.container_id: ev.at for ev in deaths if ev.at is not None}
             return Gap(
                 deaths=[(ev, mark is not None) for ev, mark in zip(deaths, marks, strict=True)],
-                running=[info for _owner, _name, info in managed],
+                containers=[info for _owner, _name, info in managed],
             )
         except (DockerUnavailable, RedisError) as e:
             log.warning("catching up on unwatched events skipped: %s", e)
@@ -204,7 +204,7 @@ class EventWatcher:
             for ev, expected in gap.deaths:
                 log.info("owner=%s bot=%s: a death no watcher saw; handling it now", ev.owner, ev.name)
                 await self._died(ev, expected=expected)
-            await self.forget_missed_starts(gap.running)
+            await self.forget_missed_starts(gap.containers)
         except (DockerUnavailable, RedisError) as e:
             log.warning("catching up on unwatched events skipped: %s", e)
 
