@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from runner.backend.base import Backend, ContainerInfo, ContainerSpec, DockerEvent
+from runner.backend.base import Backend, ContainerSpec, DockerEvent
 from runner.backend.docker import DockerBackend
 from runner.backend.swarm import SwarmBackend
 from tests.fakes.backend import STOPPED_EXIT, FakeBackend
@@ -181,14 +181,14 @@ async def test_events_since_replays_what_came_before_the_stream_opened(driver: D
         else:
             driver.exited(owner, name, code)
 
-        last: list[ContainerInfo] = []
-
         async def ended() -> bool:  # restarts, if any, over: restart_max 0 is none (docker: no policy)
-            last[:] = [now] if (now := await backend.inspect(owner, name)) is not None else []
-            return bool(last) and not last[0].running and not last[0].restarting and last[0].exit_code == code
+            now = await backend.inspect(owner, name)
+            return now is not None and not now.running and not now.restarting and now.exit_code == code
 
         await eventually(ended, timeout=30)
-        deaths = last[0].restart_count + 1
+        final = await backend.inspect(owner, name)
+        assert final is not None
+        deaths = final.restart_count + 1
         seen: list[DockerEvent] = []
 
         async def listen() -> None:

@@ -116,6 +116,13 @@ class Rig:
     async def crashes(self, name: str) -> list[Event]:
         return [e for e in await self.events(name) if e.type is EventType.CRASHED]
 
+    async def alerted(self, name: str) -> bool:
+        return any(e.alert for e in await self.crashes(name))
+
+    async def mark_gone(self, container_id: str) -> bool:
+        """The container's "expected stop" mark is cleared (or dropped)."""
+        return not await self.redis.exists(keys.expected_stop(container_id))
+
 
 @pytest.fixture
 async def rig(own_redis_url: str) -> AsyncIterator[Rig]:
@@ -270,16 +277,10 @@ async def test_a_restart_no_leader_watched_hides_no_later_crash(rig: Rig) -> Non
     await asyncio.sleep(0.01)  # the restart's start, strictly before the new leader subscribes
     rig.watch()
 
-    async def mark_dropped() -> bool:
-        return not await rig.redis.exists(keys.expected_stop(cid))
-
-    await eventually(mark_dropped, timeout=5, every=0.01)
+    await eventually(lambda: rig.mark_gone(cid), timeout=5, every=0.01)
     rig.fake.crash(OWNER, "unseen", exit_code=1)
 
-    async def alerted() -> bool:
-        return any(e.alert for e in await rig.crashes("unseen"))
-
-    await eventually(alerted, timeout=5, every=0.02)
+    await eventually(lambda: rig.alerted("unseen"), timeout=5, every=0.02)
 
 
 async def test_a_crash_while_no_leader_watched_is_alerted_once_by_the_next(rig: Rig) -> None:
@@ -299,10 +300,7 @@ async def test_a_crash_while_no_leader_watched_is_alerted_once_by_the_next(rig: 
 
     rig.watch()
 
-    async def alerted() -> bool:
-        return any(e.alert for e in await rig.crashes("gap"))
-
-    await eventually(alerted, timeout=5, every=0.02)
+    await eventually(lambda: rig.alerted("gap"), timeout=5, every=0.02)
     await asyncio.sleep(0.3)
     assert [e.alert for e in await rig.crashes("gap")] == [True]
     assert await rig.crashes("termed") == []
@@ -324,10 +322,7 @@ async def test_a_crash_while_the_event_stream_opens_is_alerted(rig: Rig) -> None
     rig.fake.crash(OWNER, "opening", exit_code=1)
     assert rig.fake.calls["events"] == 1  # still opening
 
-    async def alerted() -> bool:
-        return any(e.alert for e in await rig.crashes("opening"))
-
-    await eventually(alerted, timeout=5, every=0.02)
+    await eventually(lambda: rig.alerted("opening"), timeout=5, every=0.02)
     await asyncio.sleep(0.3)
     assert [e.alert for e in await rig.crashes("opening")] == [True]
 
@@ -344,16 +339,10 @@ async def test_a_restart_while_the_event_stream_opens_hides_no_later_crash(rig: 
     assert (await rig.call(Command(op=Op.RESTART, owner=OWNER, name="reopened"))).ok
     cid = rig.fake.containers[(OWNER, "reopened")].id
 
-    async def mark_cleared() -> bool:
-        return not await rig.redis.exists(keys.expected_stop(cid))
-
-    await eventually(mark_cleared, timeout=5, every=0.01)
+    await eventually(lambda: rig.mark_gone(cid), timeout=5, every=0.01)
     rig.fake.crash(OWNER, "reopened", exit_code=1)
 
-    async def alerted() -> bool:
-        return any(e.alert for e in await rig.crashes("reopened"))
-
-    await eventually(alerted, timeout=5, every=0.02)
+    await eventually(lambda: rig.alerted("reopened"), timeout=5, every=0.02)
 
 
 async def test_a_death_just_before_the_watchers_moment_is_handled_once(rig: Rig) -> None:
@@ -369,10 +358,7 @@ async def test_a_death_just_before_the_watchers_moment_is_handled_once(rig: Rig)
     rig.fake.crash(OWNER, "twice", exit_code=1)  # restarted by the policy
     rig.watch()
 
-    async def alerted() -> bool:
-        return any(e.alert for e in await rig.crashes("twice"))
-
-    await eventually(alerted, timeout=5, every=0.02)
+    await eventually(lambda: rig.alerted("twice"), timeout=5, every=0.02)
     await asyncio.sleep(1.0)  # the replayed die: handled (or not) by now
     assert [e.alert for e in await rig.crashes("twice")] == [True]
 
@@ -407,10 +393,7 @@ async def test_a_restart_across_the_new_watchers_start_is_no_crash(rig: Rig) -> 
     assert await rig.crashes("split") == []
     rig.fake.crash(OWNER, "split", exit_code=1)
 
-    async def alerted() -> bool:
-        return any(e.alert for e in await rig.crashes("split"))
-
-    await eventually(alerted, timeout=5, every=0.02)
+    await eventually(lambda: rig.alerted("split"), timeout=5, every=0.02)
 
 
 async def test_a_mark_for_a_start_the_watcher_will_see_is_kept(rig: Rig) -> None:
